@@ -1,0 +1,41 @@
+import { createHash } from 'node:crypto';
+
+/** A synchronous 128-bit digest (SHA-256, truncated), base64url: fast enough for every query. */
+export function digest(input: string): string {
+  return createHash('sha256').update(input).digest('base64url').slice(0, 22);
+}
+
+/**
+ * Serializes query parameters deterministically for hashing. Distinguishes types that JSON would
+ * merge (1 vs '1' vs 1n, Date vs its string, Buffer vs array) so two queries never share a key.
+ */
+export function stableParams(params: readonly unknown[]): string {
+  let out = '';
+  for (const p of params) out += `${encodeParam(p)}\u0000`;
+  return out;
+}
+
+function encodeParam(value: unknown): string {
+  switch (typeof value) {
+    case 'string':
+      return `s${value}`;
+    case 'number':
+      return Object.is(value, -0) ? 'n-0' : `n${value}`;
+    case 'bigint':
+      return `b${value}`;
+    case 'boolean':
+      return value ? 'T' : 'F';
+    case 'undefined':
+      return 'u';
+    case 'object': {
+      if (value === null) return 'N';
+      if (value instanceof Date) return `d${value.getTime()}`;
+      if (value instanceof Uint8Array) return `x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64')}`;
+      if (Array.isArray(value)) return `a[${value.map(encodeParam).join(',')}]`;
+      const keys = Object.keys(value).sort();
+      return `o{${keys.map((k) => `${JSON.stringify(k)}:${encodeParam((value as Record<string, unknown>)[k])}`).join(',')}}`;
+    }
+    default:
+      return `?${String(value)}`;
+  }
+}

@@ -1,0 +1,86 @@
+import type { Duration } from '../duration.js';
+
+/** How a table is cached. */
+export type Pattern = 'cache-aside' | 'write-through' | 'write-back' | 'none';
+
+/** What write-back does when a table's pending writes reach `maxPending`. */
+export type BackpressureMode = 'wait' | 'fail' | 'sync';
+
+/** Write-back flusher settings of one table. */
+export interface FlushPolicy {
+  /** Flush at least this often. @default '1s' */
+  every?: Duration;
+  /** Flush when this many writes are pending, and apply at most this many per batch. @default 500 */
+  batch?: number;
+  /** Bound on pending writes per table before back-pressure applies. @default 100000 */
+  maxPending?: number;
+  /** What a write does past `maxPending`. @default 'wait' */
+  onBackpressure?: BackpressureMode;
+  /** Under backlog, higher priority tables drain first. @default 'normal' */
+  priority?: 'high' | 'normal' | 'low';
+}
+
+/** The policy of one table (or view). Every field but `pattern` may come from `defaults`. */
+export interface TablePolicy {
+  /** The caching pattern. */
+  pattern: Pattern;
+  /** How long entries live. @default '1h' */
+  ttl?: Duration;
+  /** Results larger than this many bytes are served uncached (and counted). @default 1048576 */
+  maxValueBytes?: number;
+  /** For a view: the tables it reads, so its results can be cached and invalidated. */
+  reads?: readonly string[];
+  /** Write-back flusher settings (only for `pattern: 'write-back'`). */
+  flush?: FlushPolicy;
+}
+
+/** Table-independent settings every table inherits unless it overrides them. */
+export type TableDefaults = Partial<TablePolicy>;
+
+/**
+ * Table names of a Drizzle-like schema module: the keys whose values are tables or views.
+ * Structural, so the core needs no ORM import. Without a schema type, any string.
+ */
+export type TableNames<TSchema> = [TSchema] extends [never]
+  ? string
+  : {
+      [K in keyof TSchema]: TSchema[K] extends { _: { name: string } } ? K : never;
+    }[keyof TSchema] &
+      string;
+
+/** A policy as written by the user, typed by the schema when one is given. */
+export interface PolicyInput<TSchema = never> {
+  /** Key segment that separates applications sharing one Redis. */
+  namespace: string;
+  /** Bump to abandon every entry written under an older version. */
+  version: number;
+  /** Settings every table inherits. @default { pattern: 'none' } */
+  defaults?: TableDefaults;
+  /** Per-table settings, keyed by the schema's export name or the table's database name. */
+  tables?: { [K in TableNames<TSchema>]?: TablePolicy };
+}
+
+/** A validated policy with every default applied; produced by `definePolicy` and `loadPolicy`. */
+export interface Policy {
+  /** Key segment that separates applications sharing one Redis. */
+  readonly namespace: string;
+  /** Policy version, part of every key. */
+  readonly version: number;
+  /** Defaults for tables the policy does not name. */
+  readonly defaults: ResolvedTablePolicy;
+  /** Per-table settings as written (names not yet resolved against a schema). */
+  readonly tables: ReadonlyMap<string, ResolvedTablePolicy>;
+  /** The file(s) the policy was read from, for error messages. */
+  readonly source?: string | undefined;
+  /** Source file per table, when tables came from separate files. */
+  readonly tableSources?: ReadonlyMap<string, string>;
+}
+
+/** One table's settings with defaults applied and durations in milliseconds. */
+export interface ResolvedTablePolicy {
+  readonly pattern: Pattern;
+  readonly ttlMs: number;
+  readonly maxValueBytes: number;
+  readonly reads?: readonly string[] | undefined;
+  readonly flush: Readonly<Required<Omit<FlushPolicy, 'every'>> & { everyMs: number }>;
+}
