@@ -22,6 +22,11 @@ export interface TableInfo {
   readonly primaryKey: readonly string[];
   /** Tables hold rows; views read other tables. */
   readonly kind: 'table' | 'view';
+  /**
+   * Ids of tables whose rows the database itself may change when this table's rows change
+   * (foreign keys with ON DELETE/UPDATE CASCADE, SET NULL or SET DEFAULT): written together.
+   */
+  readonly dependents?: readonly string[];
 }
 
 /** Everything an adapter tells the core about the schema it wraps. */

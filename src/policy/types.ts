@@ -20,8 +20,11 @@ export interface FlushPolicy {
   priority?: 'high' | 'normal' | 'low';
 }
 
-/** The policy of one table (or view). Every field but `pattern` may come from `defaults`. */
-export interface TablePolicy {
+/**
+ * The policy of one table (or view). Every field but `pattern` may come from `defaults`.
+ * `TName` narrows `reads` to the schema's table names when the policy is typed by a schema.
+ */
+export interface TablePolicy<TName extends string = string> {
   /** The caching pattern. */
   pattern: Pattern;
   /** How long entries live. @default '1h' */
@@ -29,13 +32,13 @@ export interface TablePolicy {
   /** Results larger than this many bytes are served uncached (and counted). @default 1048576 */
   maxValueBytes?: number;
   /** For a view: the tables it reads, so its results can be cached and invalidated. */
-  reads?: readonly string[];
+  reads?: readonly TName[];
   /** Write-back flusher settings (only for `pattern: 'write-back'`). */
   flush?: FlushPolicy;
 }
 
-/** Table-independent settings every table inherits unless it overrides them. */
-export type TableDefaults = Partial<TablePolicy>;
+/** Table-independent settings every table inherits unless it overrides them (`reads` is per view). */
+export type TableDefaults = Partial<Omit<TablePolicy, 'reads'>>;
 
 /**
  * Table names of a Drizzle-like schema module: the keys whose values are tables or views.
@@ -57,7 +60,7 @@ export interface PolicyInput<TSchema = never> {
   /** Settings every table inherits. @default { pattern: 'none' } */
   defaults?: TableDefaults;
   /** Per-table settings, keyed by the schema's export name or the table's database name. */
-  tables?: { [K in TableNames<TSchema>]?: TablePolicy };
+  tables?: { [K in TableNames<TSchema>]?: TablePolicy<TableNames<TSchema>> };
 }
 
 /** A validated policy with every default applied; produced by `definePolicy` and `loadPolicy`. */
@@ -78,9 +81,17 @@ export interface Policy {
 
 /** One table's settings with defaults applied and durations in milliseconds. */
 export interface ResolvedTablePolicy {
+  /** The caching pattern. */
   readonly pattern: Pattern;
+  /** Entry lifetime in milliseconds. */
   readonly ttlMs: number;
+  /** Results larger than this are served uncached. */
   readonly maxValueBytes: number;
+  /** For a view: the tables it reads (as written in a `Policy`; catalog ids after `bindPolicy`). */
   readonly reads?: readonly string[] | undefined;
-  readonly flush: Readonly<Required<Omit<FlushPolicy, 'every'>> & { everyMs: number }>;
+  /** Write-back flusher settings, always complete (unused unless the pattern is write-back). */
+  readonly flush: ResolvedFlushPolicy;
 }
+
+/** Write-back flusher settings with defaults applied and `every` in milliseconds. */
+export type ResolvedFlushPolicy = Readonly<Required<Omit<FlushPolicy, 'every'>> & { everyMs: number }>;

@@ -1,0 +1,189 @@
+import { DrizzleQueryError } from 'drizzle-orm';
+import type { RelationName } from '../../src/adapter.js';
+import type { Engine } from '../../src/engine/engine.js';
+import type { TransactionFrame } from '../../src/engine/transaction.js';
+import { planStatement, type StatementOrigin } from './query-plan.js';
+
+/** Drizzle's session surface that tablecache relies on (pg-core `PgSession`). */
+export interface DrizzleSession {
+  prepareQuery(query: { sql: string; params: unknown[] }, ...rest: unknown[]): DrizzlePreparedQuery;
+  transaction(callback: (tx: DrizzleTransaction) => Promise<unknown>, config?: unknown): Promise<unknown>;
+  count?(sql: unknown, token?: unknown): Promise<number>;
+  client?: unknown;
+}
+
+/** Drizzle's prepared-query surface: `queryWithCache` is where every statement meets the driver. */
+export interface DrizzlePreparedQuery {
+  queryWithCache(queryString: string, params: unknown[], query: () => Promise<unknown>): Promise<unknown>;
+}
+
+/** Drizzle's transaction object (a `PgDatabase` with a session and a nesting level). */
+export interface DrizzleTransaction {
+  session: DrizzleSession;
+  dialect: unknown;
+  schema: unknown;
+  nestedIndex: number;
+  transaction(callback: (tx: DrizzleTransaction) => Promise<unknown>): Promise<unknown>;
+}
+
+/** State shared by all sessions of one wrapped client. */
+export interface ClientContext {
+  engine: Engine;
+  /** On a single connection (a pg Client, PGlite), the open transaction every query belongs to. */
+  connectionFrame: TransactionFrame | undefined;
+  /** True when the client is one connection rather than a pool. */
+  singleConnection: boolean;
+}
+
+const RAW = Symbol('tablecache.rawSession');
+type WrappedSession = DrizzleSession & { [RAW]: DrizzleSession; pendingOrigin: Partial<StatementOrigin> | undefined };
+
+/** The driver result minus its internals (parsers, prototypes), which is what gets cached. */
+function cacheableResult(result: unknown): unknown {
+  if (!result || typeof result !== 'object') return result;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(result)) {
+    if (key.startsWith('_') || typeof value === 'function') continue;
+    out[key] = value;
+  }
+  return out;
+}
+
+/** Wraps a Drizzle session so every statement goes through the engine. */
+export function wrapSession(
+  session: DrizzleSession,
+  context: ClientContext,
+  frame: TransactionFrame | undefined,
+): DrizzleSession {
+  const raw = (session as Partial<WrappedSession>)[RAW] ?? session;
+  const wrapped = Object.create(raw) as WrappedSession;
+  wrapped[RAW] = raw;
+  wrapped.pendingOrigin = undefined;
+  const currentFrame = () => frame ?? context.connectionFrame;
+
+  wrapped.prepareQuery = (query, ...rest) => {
+    const prepared = raw.prepareQuery(query, ...rest);
+    const [fields, , , customResultMapper, metadata] = rest as [
+      unknown,
+      unknown,
+      unknown,
+      unknown,
+      { type?: StatementOrigin['type']; tables?: string[] } | undefined,
+    ];
+    const pending = wrapped.pendingOrigin;
+    wrapped.pendingOrigin = undefined;
+    const plan = planStatement(query.sql, {
+      type: metadata?.type,
+      tables: metadata?.tables,
+      builder: pending?.builder ?? false,
+      declared: pending?.declared,
+    });
+    const rowMode = fields || customResultMapper ? 'array' : 'object';
+    prepared.queryWithCache = async (queryString, params, run) => {
+      const execute = async () => {
+        try {
+          return await run();
+        } catch (error) {
+          throw new DrizzleQueryError(queryString, params, error as Error);
+        }
+      };
+      if (plan.kind === 'other') return execute();
+      if (plan.kind === 'write') {
+        return context.engine.write({ relations: plan.relations, transaction: currentFrame(), execute });
+      }
+      if (!plan.relations) return execute();
+      return context.engine.read({
+        relations: plan.relations,
+        identity: `${rowMode}\u0001${queryString}`,
+        params,
+        transaction: currentFrame(),
+        locking: plan.locking,
+        execute,
+        toCacheable: cacheableResult,
+      });
+    };
+    return prepared;
+  };
+
+  if (raw.count) {
+    const rawCount = raw.count;
+    wrapped.count = (sql, token) => {
+      wrapped.pendingOrigin = { builder: true };
+      try {
+        return rawCount.call(wrapped, sql, token);
+      } finally {
+        wrapped.pendingOrigin = undefined;
+      }
+    };
+  }
+
+  wrapped.transaction = async (callback, config) => {
+    const txFrame = context.engine.beginTransaction(undefined);
+    const onConnection = context.singleConnection;
+    if (onConnection) context.connectionFrame = txFrame;
+    let callbackSettled = false;
+    let result: unknown;
+    try {
+      result = await raw.transaction.call(
+        wrapped,
+        async (tx) => {
+          const value = await callback(wrapTransaction(tx, context, txFrame));
+          callbackSettled = true;
+          return value;
+        },
+        config,
+      );
+    } catch (error) {
+      if (onConnection) context.connectionFrame = undefined;
+      // The callback finished but COMMIT failed: the outcome is unknown, so invalidate anyway.
+      if (callbackSettled) await context.engine.commitTransaction(txFrame);
+      else context.engine.rollbackTransaction(txFrame);
+      throw error;
+    }
+    if (onConnection) context.connectionFrame = undefined;
+    await context.engine.commitTransaction(txFrame);
+    return result;
+  };
+
+  return wrapped;
+}
+
+/** Marks the next statement a session prepares as a raw read of the declared relations. */
+export function declareNextStatement(session: DrizzleSession, declared: readonly RelationName[]): void {
+  (session as Partial<WrappedSession>).pendingOrigin = { declared };
+}
+
+/** Rebuilds a Drizzle transaction object around a wrapped session bound to `frame`. */
+export function wrapTransaction(
+  tx: DrizzleTransaction,
+  context: ClientContext,
+  frame: TransactionFrame,
+): DrizzleTransaction {
+  const session = wrapSession(tx.session, context, frame);
+  const Ctor = tx.constructor as new (
+    dialect: unknown,
+    session: DrizzleSession,
+    schema: unknown,
+    nestedIndex: number,
+  ) => DrizzleTransaction;
+  const wrapped = new Ctor(tx.dialect, session, tx.schema, tx.nestedIndex);
+  const rawNested = wrapped.transaction;
+  wrapped.transaction = async (callback) => {
+    const child = context.engine.beginTransaction(frame);
+    let callbackSettled = false;
+    try {
+      const value = await rawNested.call(wrapped, async (inner) => {
+        const v = await callback(wrapTransaction(inner, context, child));
+        callbackSettled = true;
+        return v;
+      });
+      await context.engine.commitTransaction(child);
+      return value;
+    } catch (error) {
+      if (callbackSettled) await context.engine.commitTransaction(child);
+      else context.engine.rollbackTransaction(child);
+      throw error;
+    }
+  };
+  return wrapped;
+}

@@ -1,0 +1,133 @@
+import type { Catalog } from './catalog.js';
+import { parseDuration, type Duration } from './duration.js';
+import { Engine, type EngineHooks } from './engine/engine.js';
+import { TableRegistry } from './engine/registry.js';
+import { StoreGuard } from './engine/store-guard.js';
+import { type CacheError, CacheClosedError, CacheError as CacheErrorClass } from './errors.js';
+import { KeySpace } from './keys.js';
+import { bindPolicy } from './policy/bind.js';
+import type { Policy } from './policy/types.js';
+import type { CacheStore } from './store.js';
+import { type CacheStats, Telemetry, type TelemetryOptions } from './telemetry.js';
+
+/** Options of `createCache`. */
+export interface CacheOptions extends TelemetryOptions {
+  /** Where entries live: `redisStore(...)` or `memoryStore(...)`. */
+  store: CacheStore;
+  /** The per-table policy (`definePolicy` or `loadPolicy`). */
+  policy: Policy;
+  /** First segment of every key. @default 'tc' */
+  prefix?: string;
+  /**
+   * Partitions entries by request context (for example the tenant id from AsyncLocalStorage).
+   * Required when the database answers differently per user or tenant (row-level security).
+   */
+  scope?: () => string | undefined;
+  /** A store call slower than this is abandoned; the query is served by the database. @default '150ms' */
+  storeTimeout?: Duration;
+  /** Circuit breaker: consecutive store failures that open it, and how long it stays open. */
+  breaker?: { failures?: number; cooldown?: Duration };
+  /** Receives store failures and other handled problems. @default a rate-limited console.warn */
+  onError?: (error: CacheError) => void;
+  /** Test-only interleaving hooks. @internal */
+  hooks?: EngineHooks;
+}
+
+/** The cache: holds the store, the policy and the telemetry; adapters attach ORM clients to it. */
+export interface TableCache {
+  /** The policy this cache applies. */
+  readonly policy: Policy;
+  /** Invalidates every entry of one table or several (by id, database name or export name). */
+  invalidate(tables: string | readonly string[]): Promise<void>;
+  /** Invalidates every entry of the namespace. */
+  invalidateAll(): Promise<void>;
+  /** In-process figures: hits, misses, invalidations and more per table. */
+  stats(): CacheStats;
+  /** Completes pending background work (cache fills, undelivered invalidations). */
+  flush(): Promise<void>;
+  /** Drains pending work and releases what the cache opened (not the store's client if passed in). */
+  close(): Promise<void>;
+  /** Binds the cache to an ORM's schema and returns the engine adapters call. @internal */
+  attach(catalog: Catalog): Engine;
+}
+
+/** Creates a cache. Attach it to an ORM client with an adapter, e.g. `withCache(db, cache)`. */
+export function createCache(options: CacheOptions): TableCache {
+  const prefix = options.prefix ?? 'tc';
+  const keys = new KeySpace(prefix, options.policy.namespace, options.policy.version);
+  const telemetry = new Telemetry(options);
+  const onError = options.onError ?? defaultOnError();
+  const guard = new StoreGuard(
+    {
+      timeoutMs: parseDuration(options.storeTimeout ?? '150ms', { field: 'storeTimeout' }),
+      failureThreshold: options.breaker?.failures ?? 5,
+      cooldownMs: parseDuration(options.breaker?.cooldown ?? '1s', { field: 'breaker.cooldown' }),
+      onError,
+    },
+    telemetry,
+  );
+  let engine: Engine | undefined;
+  let closed = false;
+
+  const requireEngine = (): Engine => {
+    if (closed) throw new CacheClosedError();
+    if (!engine) throw new CacheErrorClass('E_NOT_ATTACHED', 'attach the cache to a client first (withCache(db, cache))');
+    return engine;
+  };
+
+  return {
+    policy: options.policy,
+    attach(catalog) {
+      if (closed) throw new CacheClosedError();
+      if (engine) return engine;
+      const bound = bindPolicy(options.policy, catalog);
+      const registry = new TableRegistry(catalog, (info) => bound.policyOf(info.id));
+      engine = new Engine({ store: options.store, keys, registry, telemetry, guard, scope: options.scope, hooks: options.hooks });
+      return engine;
+    },
+    async invalidate(tables) {
+      const e = requireEngine();
+      const ids: string[] = [];
+      for (const name of typeof tables === 'string' ? [tables] : tables) {
+        const table = e.registry.lookup(name);
+        if (!table) throw new CacheErrorClass('E_UNKNOWN_TABLE', `unknown table "${name}"`);
+        ids.push(table.info.id);
+      }
+      await e.invalidate(ids);
+    },
+    async invalidateAll() {
+      await requireEngine().invalidate(undefined);
+    },
+    stats() {
+      return telemetry.stats();
+    },
+    async flush() {
+      await engine?.drain();
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (engine) {
+        await engine.drain();
+        engine.stop();
+      }
+      await options.store.close();
+    },
+  };
+}
+
+function defaultOnError(): (error: CacheError) => void {
+  let last = 0;
+  let suppressed = 0;
+  return (error) => {
+    const now = Date.now();
+    if (now - last < 10_000) {
+      suppressed++;
+      return;
+    }
+    last = now;
+    const more = suppressed > 0 ? ` (${suppressed} similar suppressed)` : '';
+    suppressed = 0;
+    console.warn(`[tablecache] ${error.code}: ${error.message}${more}`);
+  };
+}

@@ -1,0 +1,37 @@
+/**
+ * tablecache: a per-table cache for ORM clients (cache-aside, write-through, write-back).
+ * @module
+ */
+export type { ReadRequest, RelationName, WriteRequest } from './adapter.js';
+export { type CacheOptions, createCache, type TableCache } from './cache.js';
+export type { Catalog, ColumnInfo, TableInfo } from './catalog.js';
+export type { Duration } from './duration.js';
+export type { Engine } from './engine/engine.js';
+export type { TransactionFrame } from './engine/transaction.js';
+export {
+  CacheClosedError,
+  CacheError,
+  type CacheErrorOptions,
+  errors,
+  PolicyError,
+  type PolicyLocation,
+  StoreError,
+  UncacheableValueError,
+  WriteBackError,
+} from './errors.js';
+export { definePolicy } from './policy/define.js';
+export { loadPolicy } from './policy/load.js';
+export type {
+  BackpressureMode,
+  FlushPolicy,
+  Pattern,
+  Policy,
+  PolicyInput,
+  ResolvedTablePolicy,
+  TableDefaults,
+  TableNames,
+  TablePolicy,
+} from './policy/types.js';
+export type { CacheStore, CounterGuard, IncrOptions, StoreEntry } from './store.js';
+export { readCounter } from './store.js';
+export type { CacheStats, OperationResult, TableStats, TelemetryOptions, WriteBackStats } from './telemetry.js';

@@ -1,0 +1,18 @@
+export type { BoundPolicy } from './bind.js';
+export { bindPolicy } from './bind.js';
+export { definePolicy } from './define.js';
+export { DIRECTORY_POLICY_FILE, loadPolicy } from './load.js';
+export type {
+  BackpressureMode,
+  FlushPolicy,
+  Pattern,
+  Policy,
+  PolicyInput,
+  ResolvedFlushPolicy,
+  ResolvedTablePolicy,
+  TableDefaults,
+  TableNames,
+  TablePolicy,
+} from './types.js';
+export type { ValidateSource } from './validate.js';
+export { validatePolicy } from './validate.js';

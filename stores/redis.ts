@@ -1,0 +1,279 @@
+import { createHash } from 'node:crypto';
+import { type Cluster, Redis } from 'ioredis';
+import { StoreError } from '../src/errors.js';
+import type { CacheStore, CounterGuard, IncrOptions, StoreEntry } from '../src/store.js';
+
+/** Options of `redisStore`. */
+export interface RedisStoreOptions {
+  /** Fails a store call with a `StoreError` when Redis has not answered in time; 0 disables. @default 1000 */
+  commandTimeoutMs?: number;
+}
+
+/** What `checkRedisDurability` found; `undefined` where CONFIG could not be read. */
+export interface RedisDurability {
+  /** Whether the append-only file is on. */
+  appendonly: boolean | undefined;
+  /** The eviction policy, such as `noeviction` or `allkeys-lru`. */
+  maxmemoryPolicy: string | undefined;
+}
+
+type Client = Redis | Cluster;
+
+interface Script {
+  readonly lua: string;
+  readonly sha: string;
+}
+
+const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
+
+// Counter bump shared by the increment scripts: ARGV[1] is init ('0' skips it), ARGV[2] the TTL
+// ('0' keeps the counter's life as is). ARGV strings are passed through unparsed, since Lua would
+// print numbers above 1e14 in exponent form.
+const BUMP = `
+local function bump(key)
+  if ARGV[1] ~= '0' and redis.call('EXISTS', key) == 0 then redis.call('INCRBY', key, ARGV[1]) end
+  local v = redis.call('INCR', key)
+  if ARGV[2] ~= '0' then redis.call('PEXPIRE', key, ARGV[2]) end
+  return v
+end
+`;
+
+// KEYS: entries; ARGV: value1, ttl1, value2, ttl2, ...
+const SET_MANY = script(`
+for i, key in ipairs(KEYS) do redis.call('SET', key, ARGV[2 * i - 1], 'PX', ARGV[2 * i]) end
+return 1
+`);
+
+// KEYS[1]: entry, KEYS[2..]: guard counters; ARGV[1]: value, ARGV[2]: ttl, ARGV[3..]: expected values.
+const SET_IF_COUNTERS = script(`
+for i = 2, #KEYS do
+  local v = redis.call('GET', KEYS[i])
+  local n = 0
+  if v then n = tonumber(v) end
+  if n ~= tonumber(ARGV[i + 1]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
+`);
+
+// KEYS: counters; ARGV[1]: init, ARGV[2]: ttl or '0'.
+const INCR = script(`${BUMP}
+local out = {}
+for i, key in ipairs(KEYS) do out[i] = bump(key) end
+return out
+`);
+
+// KEYS[1]: counter, KEYS[2]: entry; ARGV[1]: init, ARGV[2]: counter ttl or '0', ARGV[3]: expected,
+// ARGV[4]: value, ARGV[5]: entry ttl.
+const INCR_THEN_SET_OR_DELETE = script(`${BUMP}
+if bump(KEYS[1]) == tonumber(ARGV[3]) then
+  redis.call('SET', KEYS[2], ARGV[4], 'PX', ARGV[5])
+  return 1
+end
+redis.call('DEL', KEYS[2])
+return 0
+`);
+
+/**
+ * A store on Redis or Redis Cluster. Given a URL it opens its own client and quits it on `close()`;
+ * given a client it leaves it open. The client's `keyPrefix` applies to every key, scripts included.
+ */
+export function redisStore(client: Client | string, options: RedisStoreOptions = {}): CacheStore {
+  const owned = typeof client === 'string';
+  const redis: Client = typeof client === 'string' ? new Redis(client) : client;
+  const timeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+  let closed = false;
+
+  const call = <T>(op: string, fn: () => Promise<T>): Promise<T> => withTimeout(op, timeoutMs, fn);
+
+  return {
+    name: 'redis',
+
+    getMany(keys: readonly string[]): Promise<(Uint8Array | null)[]> {
+      if (keys.length === 0) return Promise.resolve([]);
+      return call('getMany', async () => {
+        const values = await redis.mgetBuffer(...keys);
+        return values.map((value) => (value === null ? null : toBytes(value)));
+      });
+    },
+
+    set(entries: readonly StoreEntry[]): Promise<void> {
+      if (entries.length === 0) return Promise.resolve();
+      return call('set', async () => {
+        const [only] = entries;
+        if (only !== undefined && entries.length === 1) {
+          await redis.set(only.key, toBuffer(only.value), 'PX', ttlOf(only.ttlMs));
+          return;
+        }
+        const args = entries.flatMap((entry) => [toBuffer(entry.value), ttlOf(entry.ttlMs)]);
+        await runScript(
+          redis,
+          SET_MANY,
+          entries.map((entry) => entry.key),
+          args,
+        );
+      });
+    },
+
+    setIfCounters(entry: StoreEntry, guards: readonly CounterGuard[]): Promise<boolean> {
+      return call('setIfCounters', async () => {
+        const keys = [entry.key, ...guards.map((guard) => guard.key)];
+        const args = [toBuffer(entry.value), ttlOf(entry.ttlMs), ...guards.map((guard) => integer(guard.expected))];
+        return (await runScript(redis, SET_IF_COUNTERS, keys, args)) === 1;
+      });
+    },
+
+    delete(keys: readonly string[]): Promise<void> {
+      if (keys.length === 0) return Promise.resolve();
+      return call('delete', async () => {
+        await redis.del(...keys);
+      });
+    },
+
+    incr(keys: readonly string[], incr: IncrOptions = {}): Promise<number[]> {
+      if (keys.length === 0) return Promise.resolve([]);
+      return call('incr', async () => {
+        const result = await runScript(redis, INCR, [...keys], incrArgs(incr));
+        if (!Array.isArray(result)) throw new StoreError('redis incr script returned a non-array reply');
+        return result.map(Number);
+      });
+    },
+
+    incrThenSetOrDelete(
+      counter: string,
+      expected: number,
+      entry: StoreEntry,
+      incr: IncrOptions = {},
+    ): Promise<boolean> {
+      return call('incrThenSetOrDelete', async () => {
+        const args = [...incrArgs(incr), integer(expected), toBuffer(entry.value), ttlOf(entry.ttlMs)];
+        return (await runScript(redis, INCR_THEN_SET_OR_DELETE, [counter, entry.key], args)) === 1;
+      });
+    },
+
+    setIfAbsent(entry: StoreEntry): Promise<boolean> {
+      return call('setIfAbsent', async () => {
+        const reply = await redis.set(entry.key, toBuffer(entry.value), 'PX', ttlOf(entry.ttlMs), 'NX');
+        return reply === 'OK';
+      });
+    },
+
+    async close(): Promise<void> {
+      if (!owned || closed) return;
+      closed = true;
+      try {
+        await withTimeout('close', timeoutMs > 0 ? timeoutMs : DEFAULT_COMMAND_TIMEOUT_MS, () => redis.quit());
+      } catch {
+        // Gone, never connected, or not answering: dropping the socket is all that is left to do.
+        redis.disconnect();
+      }
+    },
+  };
+}
+
+/**
+ * Reads `appendonly` and `maxmemory-policy` with CONFIG GET, for startup warnings.
+ * Where CONFIG is disabled (managed Redis often renames it) the fields come back `undefined`.
+ */
+export async function checkRedisDurability(client: Client, options: RedisStoreOptions = {}): Promise<RedisDurability> {
+  const timeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+  const read = (name: string): Promise<string | undefined> =>
+    withTimeout('config', timeoutMs, async () => configValue(await client.config('GET', name), name)).catch(
+      () => undefined,
+    );
+  const [appendonly, maxmemoryPolicy] = await Promise.all([read('appendonly'), read('maxmemory-policy')]);
+  return { appendonly: appendonly === undefined ? undefined : appendonly === 'yes', maxmemoryPolicy };
+}
+
+function script(lua: string): Script {
+  return { lua, sha: createHash('sha1').update(lua).digest('hex') };
+}
+
+/** EVALSHA, falling back to EVAL when the server has not cached the script (restart, failover, flush). */
+async function runScript(
+  client: Client,
+  s: Script,
+  keys: string[],
+  args: (Buffer | string | number)[],
+): Promise<unknown> {
+  try {
+    return await client.evalsha(s.sha, keys.length, ...keys, ...args);
+  } catch (error) {
+    if (!(error instanceof Error) || !error.message.startsWith('NOSCRIPT')) throw error;
+    return client.eval(s.lua, keys.length, ...keys, ...args);
+  }
+}
+
+/** Runs `fn`, turning its failure or a timeout into a `StoreError`. */
+function withTimeout<T>(op: string, timeoutMs: number, fn: () => Promise<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined;
+    if (timeoutMs > 0) {
+      timer = setTimeout(() => reject(new StoreError(`redis ${op} timed out after ${timeoutMs} ms`)), timeoutMs);
+    }
+    let promise: Promise<T>;
+    try {
+      promise = fn();
+    } catch (error) {
+      promise = Promise.reject(error);
+    }
+    promise.then(
+      (value) => {
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (error: unknown) => {
+        clearTimeout(timer);
+        reject(toStoreError(op, error));
+      },
+    );
+  });
+}
+
+function toStoreError(op: string, error: unknown): StoreError {
+  if (error instanceof StoreError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new StoreError(`redis ${op} failed: ${message}`, { cause: error });
+}
+
+function incrArgs(incr: IncrOptions): string[] {
+  const init = incr.init ?? 0;
+  if (!Number.isSafeInteger(init)) throw new StoreError(`counter init must be an integer, got ${init}`);
+  return [String(init), incr.ttlMs === undefined ? '0' : String(ttlOf(incr.ttlMs))];
+}
+
+function integer(n: number): string {
+  if (!Number.isSafeInteger(n)) throw new StoreError(`expected counter value must be an integer, got ${n}`);
+  return String(n);
+}
+
+/** Whole milliseconds, at least 1: Redis refuses PX 0 and fractions. */
+function ttlOf(ttlMs: number): number {
+  if (!Number.isFinite(ttlMs)) throw new StoreError(`ttlMs must be a finite number, got ${ttlMs}`);
+  return Math.max(1, Math.ceil(ttlMs));
+}
+
+function toBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** A plain Uint8Array view, so both stores hand back the same type. */
+function toBytes(buffer: Buffer): Uint8Array {
+  return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+}
+
+/** Picks `name` out of a CONFIG GET reply: a flat RESP2 array or a RESP3 map. */
+function configValue(reply: unknown, name: string): string | undefined {
+  if (Array.isArray(reply)) {
+    const i = reply.findIndex((item) => String(item).toLowerCase() === name);
+    return i >= 0 && i + 1 < reply.length ? String(reply[i + 1]) : undefined;
+  }
+  if (reply instanceof Map) {
+    const value: unknown = reply.get(name);
+    return value === undefined ? undefined : String(value);
+  }
+  if (typeof reply === 'object' && reply !== null && name in reply) {
+    return String((reply as Record<string, unknown>)[name]);
+  }
+  return undefined;
+}
