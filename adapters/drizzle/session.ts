@@ -75,7 +75,8 @@ export function wrapSession(
     const plan = planStatement(query.sql, {
       type: metadata?.type,
       tables: metadata?.tables,
-      builder: pending?.builder ?? false,
+      // Raw `db.execute` passes neither fields nor a mapper; builders and relational queries do.
+      builder: (pending?.builder ?? false) || Boolean(fields) || Boolean(customResultMapper),
       declared: pending?.declared,
     });
     const rowMode = fields || customResultMapper ? 'array' : 'object';

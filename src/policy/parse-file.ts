@@ -100,7 +100,8 @@ function parseYaml(text: string): ParsedFile | ParseFailure {
     schema: 'core',
     merge: false,
     resolveKnownTags: false,
-    logLevel: 'silent',
+    // 'error' (not 'silent'): 'silent' also drops the "multiple documents" error.
+    logLevel: 'error',
   });
   const problem = doc.errors[0] ?? doc.warnings[0];
   if (problem) {
@@ -122,7 +123,7 @@ function parseYaml(text: string): ParsedFile | ParseFailure {
 function locator(text: string): (path: readonly PathSegment[]) => number | undefined {
   try {
     const lineCounter = new LineCounter();
-    const doc = parseDocument(text, { lineCounter, prettyErrors: false, logLevel: 'silent', stringKeys: true });
+    const doc = parseDocument(text, { lineCounter, prettyErrors: false, logLevel: 'error', stringKeys: true });
     return (path) => lineIn(doc, lineCounter, path);
   } catch {
     return () => undefined;

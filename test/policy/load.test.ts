@@ -126,7 +126,12 @@ describe('loadPolicy: single files', () => {
 
   it('rejects an alias bomb', async () => {
     const lines = ['a0: &a0 [x, x, x, x, x, x, x, x, x, x]'];
-    for (let i = 1; i < 30; i++) lines.push(`a${i}: &a${i} [${Array(10).fill(`*a${i - 1}`).join(', ')}]`);
+    for (let i = 1; i < 30; i++)
+      lines.push(
+        `a${i}: &a${i} [${Array(10)
+          .fill(`*a${i - 1}`)
+          .join(', ')}]`,
+      );
     lines.push('namespace: n', 'version: 1');
     const err = await loadError(await fileWith('bomb.yaml', lines.join('\n')));
     expect(err.message).toMatch(/alias/);

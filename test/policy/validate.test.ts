@@ -108,19 +108,12 @@ describe('validatePolicy: top level', () => {
     expect(only({ ...base, namespace: `${namespace}x` }).message).toMatch(/at most 64 characters/);
   });
 
-  it.each([
-    -1,
-    1.5,
-    Number.NaN,
-    Number.POSITIVE_INFINITY,
-    2 ** 53,
-    1e308,
-    '1',
-    true,
-    null,
-  ])('rejects version %j', (version) => {
-    expect(only({ ...base, version })).toMatchObject({ field: 'version', message: expect.stringMatching(/version/) });
-  });
+  it.each([-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 53, 1e308, '1', true, null])(
+    'rejects version %j',
+    (version) => {
+      expect(only({ ...base, version })).toMatchObject({ field: 'version', message: expect.stringMatching(/version/) });
+    },
+  );
 
   it('names unknown top-level keys and suggests the closest one', () => {
     const issue = only({ ...base, tabels: {} });
@@ -180,7 +173,10 @@ describe('validatePolicy: table fields', () => {
   });
 
   it('parses durations as seconds or unit strings', () => {
-    const p = validatePolicy({ ...base, tables: { a: { pattern: 'none', ttl: '250ms' }, b: { pattern: 'none', ttl: '7d' } } });
+    const p = validatePolicy({
+      ...base,
+      tables: { a: { pattern: 'none', ttl: '250ms' }, b: { pattern: 'none', ttl: '7d' } },
+    });
     expect(p.tables.get('a')?.ttlMs).toBe(250);
     expect(p.tables.get('b')?.ttlMs).toBe(7 * 86_400_000);
   });

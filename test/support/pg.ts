@@ -57,6 +57,7 @@ export function countQueries(pool: pg.Pool): { readonly count: number; reset(): 
     const original = client.query.bind(client) as (...args: unknown[]) => unknown;
     (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
       count++;
+      if (process.env.DEBUG_QUERIES) console.log("QUERY", String((args[0] as { text?: string })?.text ?? args[0]).slice(0, 120));
       return original(...args);
     };
   });
