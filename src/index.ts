@@ -19,8 +19,7 @@ export {
   UncacheableValueError,
   WriteBackError,
 } from './errors.js';
-export { definePolicy } from './policy/define.js';
-export { loadPolicy } from './policy/load.js';
+export { type BoundPolicy, bindPolicy, definePolicy, loadPolicy, validatePolicy } from './policy/index.js';
 export type {
   BackpressureMode,
   FlushPolicy,

@@ -1117,7 +1117,7 @@ function buildPredicate(
     }
     return { predicate, keys };
   }
-  const columns = alternatives[0]?.map((c) => c.column).sort() ?? [];
+  const columns = alternatives[0]?.map((c) => c.column) ?? [];
   const keys: Record<string, number>[] = [];
   for (const conj of alternatives) {
     if (conj.some((c) => c.isList) || conj.length !== columns.length) return null;

@@ -1,6 +1,7 @@
 export type { BoundPolicy } from './bind.js';
 export { bindPolicy } from './bind.js';
 export { definePolicy } from './define.js';
+export type { IssueSource, PathSegment } from './issues.js';
 export { DIRECTORY_POLICY_FILE, loadPolicy } from './load.js';
 export type {
   BackpressureMode,

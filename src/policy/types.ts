@@ -73,9 +73,9 @@ export interface Policy {
   readonly defaults: ResolvedTablePolicy;
   /** Per-table settings as written (names not yet resolved against a schema). */
   readonly tables: ReadonlyMap<string, ResolvedTablePolicy>;
-  /** The file(s) the policy was read from, for error messages. */
+  /** The file the policy was read from (for a directory, its `_policy` file), for error messages. */
   readonly source?: string | undefined;
-  /** Source file per table, when tables came from separate files. */
+  /** The file each table's entry was read from, when the policy came from files. */
   readonly tableSources?: ReadonlyMap<string, string>;
 }
 

@@ -233,9 +233,12 @@ export function validatePolicy(input: unknown, source: ValidateSource = {}): Pol
 
 function readNamespace(input: Record<string, unknown>, issues: IssueCollector): string {
   const value = own(input, 'namespace');
+  if (value === undefined) {
+    issues.add(['namespace'], 'namespace is required: a non-empty string');
+    return '';
+  }
   if (typeof value !== 'string') {
-    const got = value === undefined ? 'it is missing' : `got ${describe(value)}`;
-    issues.add(['namespace'], `namespace is required: a non-empty string, ${got}`);
+    issues.add(['namespace'], `namespace must be a non-empty string, got ${describe(value)}`);
     return '';
   }
   const problem = nameProblem(value, LIMITS.namespaceLength);
@@ -246,8 +249,11 @@ function readNamespace(input: Record<string, unknown>, issues: IssueCollector): 
 function readVersion(input: Record<string, unknown>, issues: IssueCollector): number {
   const value = own(input, 'version');
   if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value === 0 ? 0 : value;
-  const got = value === undefined ? 'it is missing' : `got ${describe(value)}`;
-  issues.add(['version'], `version is required: a whole number from 0 to ${Number.MAX_SAFE_INTEGER}, ${got}`);
+  const rule = `a whole number from 0 to ${Number.MAX_SAFE_INTEGER}`;
+  issues.add(
+    ['version'],
+    value === undefined ? `version is required: ${rule}` : `version must be ${rule}, got ${describe(value)}`,
+  );
   return 0;
 }
 

@@ -87,7 +87,8 @@ describe('validatePolicy: top level', () => {
   });
 
   it('requires a namespace string', () => {
-    expect(only({ version: 1 })).toMatchObject({ field: 'namespace', message: expect.stringMatching(/missing/) });
+    expect(only({ version: 1 })).toMatchObject({ field: 'namespace', message: expect.stringMatching(/is required/) });
+    expect(only({ namespace: 'n' })).toMatchObject({ field: 'version', message: expect.stringMatching(/is required/) });
     expect(only({ ...base, namespace: 7 }).message).toMatch(/got 7/);
   });
 
