@@ -36,6 +36,8 @@ export interface StatementClass {
   reads: ReadScan;
   /** True for SELECT ... FOR UPDATE/SHARE and LOCK: never serve these from a cache. */
   locking: boolean;
+  /** Functions called that are neither built-in nor declared safe (each makes the statement a write). */
+  unknownFunctions: string[];
 }
 
 /** A column in a point read's select list. */
@@ -88,7 +90,7 @@ const SYNTAX_CALLS = words(`
   precision real row setof smallint substring time timestamp treat trim varchar xmlattributes xmlconcat xmlelement
   xmlexists xmlforest xmlnamespaces xmlparse xmlpi xmlroot xmlserialize varying values insert update delete merge
   set conflict key filter over within partition by rows range groups sets rollup cube ordinality nothing nulls
-  first last zone escape materialized recursive search cycle matched`);
+  first last zone escape materialized recursive search cycle matched xmltable json_table`);
 
 /**
  * Built-in functions that neither read user relations nor change anything. A call to any other
@@ -219,7 +221,10 @@ class StatementScanner {
   /** For each `(` or `[`, the index of its partner (tokens.length when unmatched). */
   private readonly match: Int32Array;
 
-  constructor(private readonly toks: Token[]) {
+  constructor(
+    private readonly toks: Token[],
+    private readonly safeFunctions: ReadonlySet<string>,
+  ) {
     this.match = new Int32Array(toks.length);
     const stack: number[] = [];
     for (let i = 0; i < toks.length; i++) {
@@ -698,22 +703,36 @@ function isClose(t: Token): boolean {
   return t.kind === 'close' || (t.kind === 'op' && t.value === ']');
 }
 
-/** Lists every relation a statement (or `;`-separated statements) reads after FROM / JOIN / USING / TABLE. */
-export function scanReads(sql: string): ReadScan {
-  return classifyStatement(sql).reads;
+/** Options for {@link scanReads} and {@link classifyStatement}. */
+export interface ScanOptions {
+  /**
+   * Functions known to neither read nor write any relation, besides the built-ins: `name` or
+   * `schema.name`, spelled as PostgreSQL folds them (lowercase unless quoted).
+   */
+  safeFunctions?: Iterable<string>;
 }
 
-/** Classifies raw SQL as read / write / other, with the relations it reads and writes. */
-export function classifyStatement(sql: string): StatementClass {
+/** Lists every relation a statement (or `;`-separated statements) reads after FROM / JOIN / USING / TABLE. */
+export function scanReads(sql: string, options: ScanOptions = {}): ReadScan {
+  return classifyStatement(sql, options).reads;
+}
+
+/**
+ * Classifies raw SQL as read / write / other, with the relations it reads and writes. A call to a
+ * function that is neither built-in nor declared safe may do anything: such a statement is a
+ * write with `writesComplete: false`, and its reads are incomplete.
+ */
+export function classifyStatement(sql: string, options: ScanOptions = {}): StatementClass {
+  const safe = new Set(options.safeFunctions ?? []);
   const statements = splitStatements(tokenize(sql));
-  const results = statements.map(classifyTokens);
-  return combine(results);
+  return combine(statements.map((toks) => classifyTokens(toks, safe)));
 }
 
 function combine(results: StatementClass[]): StatementClass {
   const reads = new Map<string, QualifiedName>();
   const writes = new Map<string, QualifiedName>();
   const ctes = new Set<string>();
+  const unknownFunctions = new Set<string>();
   let complete = true;
   let writesComplete = true;
   let locking = false;
@@ -722,6 +741,7 @@ function combine(results: StatementClass[]): StatementClass {
     for (const q of r.reads.relations) if (!reads.has(nameKey(q))) reads.set(nameKey(q), q);
     for (const q of r.writes) if (!writes.has(nameKey(q))) writes.set(nameKey(q), q);
     for (const c of r.reads.ctes) ctes.add(c);
+    for (const fn of r.unknownFunctions) unknownFunctions.add(fn);
     complete &&= r.reads.complete;
     writesComplete &&= r.writesComplete;
     locking ||= r.locking;
@@ -734,13 +754,20 @@ function combine(results: StatementClass[]): StatementClass {
     writesComplete,
     reads: { relations: [...reads.values()], ctes: [...ctes], complete },
     locking,
+    unknownFunctions: [...unknownFunctions],
   };
 }
 
-function classifyTokens(toks: Token[]): StatementClass {
-  const scanner = new StatementScanner(toks);
+function classifyTokens(toks: Token[], safe: ReadonlySet<string>): StatementClass {
+  const scanner = new StatementScanner(toks, safe);
   const verbIndex = scanner.run();
   const f = scanner.f;
+  const base = classifyVerb(toks, verbIndex, f, safe);
+  if (f.unknownFunctions.size === 0) return base;
+  return { ...base, kind: 'write', writesComplete: false, unknownFunctions: [...f.unknownFunctions] };
+}
+
+function classifyVerb(toks: Token[], verbIndex: number, f: Findings, safe: ReadonlySet<string>): StatementClass {
   const reads: ReadScan = { relations: [...f.reads.values()], ctes: [...f.ctes], complete: f.complete };
   const result = (kind: StatementClass['kind'], extraWrites: QualifiedName[] = [], writesComplete = true) => {
     const writes = new Map(f.writes);
@@ -751,6 +778,7 @@ function classifyTokens(toks: Token[]): StatementClass {
       writesComplete: f.writesComplete && writesComplete,
       reads,
       locking: f.locking,
+      unknownFunctions: [],
     };
   };
   const head = verbIndex >= 0 ? (toks[verbIndex] as Token) : undefined;
@@ -759,7 +787,7 @@ function classifyTokens(toks: Token[]): StatementClass {
   if (verb === 'select' || verb === 'values' || verb === 'table' || verb === 'show') return result('read');
   if (DML_VERBS.has(verb)) return result('write');
   if (verb === 'lock') return { ...result('other'), locking: true };
-  if (verb === 'explain') return classifyExplain(toks, verbIndex, reads);
+  if (verb === 'explain') return classifyExplain(toks, verbIndex, reads, safe);
   if (verb === 'truncate') return truncate(toks, verbIndex, result);
   if (verb === 'copy') return copy(toks, verbIndex, result);
   if (verb === 'refresh') {
@@ -778,7 +806,7 @@ type ResultFn = (
 ) => StatementClass;
 
 /** EXPLAIN runs its statement only with ANALYZE; treat an explained write as a write anyway. */
-function classifyExplain(toks: Token[], verbIndex: number, reads: ReadScan): StatementClass {
+function classifyExplain(toks: Token[], verbIndex: number, reads: ReadScan, safe: ReadonlySet<string>): StatementClass {
   let i = verbIndex + 1;
   if (toks[i]?.kind === 'open') {
     let depth = 0;
@@ -790,9 +818,9 @@ function classifyExplain(toks: Token[], verbIndex: number, reads: ReadScan): Sta
     i++;
   }
   while (isWord(toks[i], 'analyze', 'analyse', 'verbose')) i++;
-  const inner = classifyTokens(toks.slice(i));
+  const inner = classifyTokens(toks.slice(i), safe);
   if (inner.kind === 'write') return inner;
-  return { kind: 'other', writes: [], writesComplete: true, reads, locking: false };
+  return { kind: 'other', writes: [], writesComplete: true, reads, locking: false, unknownFunctions: [] };
 }
 
 function truncate(toks: Token[], verbIndex: number, result: ResultFn): StatementClass {
@@ -892,7 +920,7 @@ function locateReturning(sql: string): { statement: Token[]; returning: Token | 
   const statements = splitStatements(tokenize(sql));
   if (statements.length !== 1) return null;
   const toks = statements[0] as Token[];
-  const scanner = new StatementScanner(toks);
+  const scanner = new StatementScanner(toks, new Set());
   const verbIndex = scanner.run();
   if (verbIndex < 0 || !isWord(toks[verbIndex], 'insert', 'update', 'delete')) return null;
   let depth = 0;
