@@ -1,9 +1,9 @@
 import type { Catalog } from './catalog.js';
-import { parseDuration, type Duration } from './duration.js';
+import { type Duration, parseDuration } from './duration.js';
 import { Engine, type EngineHooks } from './engine/engine.js';
 import { TableRegistry } from './engine/registry.js';
 import { StoreGuard } from './engine/store-guard.js';
-import { type CacheError, CacheClosedError, CacheError as CacheErrorClass } from './errors.js';
+import { CacheClosedError, type CacheError, CacheError as CacheErrorClass } from './errors.js';
 import { KeySpace } from './keys.js';
 import { bindPolicy } from './policy/bind.js';
 import type { Policy } from './policy/types.js';
@@ -33,12 +33,22 @@ export interface CacheOptions extends TelemetryOptions {
   hooks?: EngineHooks;
 }
 
+/** A primary key for `invalidateRow`: one value, values in key column order, or values by column name. */
+export type RowKey = string | number | bigint | readonly unknown[] | Readonly<Record<string, unknown>>;
+
 /** The cache: holds the store, the policy and the telemetry; adapters attach ORM clients to it. */
 export interface TableCache {
   /** The policy this cache applies. */
   readonly policy: Policy;
   /** Invalidates every entry of one table or several (by id, database name or export name). */
   invalidate(tables: string | readonly string[]): Promise<void>;
+  /**
+   * Evicts one row entry and invalidates the table's query entries: the remedy for one row
+   * changed behind tablecache's back. `pk` is the key value, the values in primary-key column
+   * order for a composite key, or an object by column name. Tables without row entries are
+   * invalidated whole.
+   */
+  invalidateRow(table: string, pk: RowKey): Promise<void>;
   /** Invalidates every entry of the namespace. */
   invalidateAll(): Promise<void>;
   /** In-process figures: hits, misses, invalidations and more per table. */
@@ -71,7 +81,8 @@ export function createCache(options: CacheOptions): TableCache {
 
   const requireEngine = (): Engine => {
     if (closed) throw new CacheClosedError();
-    if (!engine) throw new CacheErrorClass('E_NOT_ATTACHED', 'attach the cache to a client first (withCache(db, cache))');
+    if (!engine)
+      throw new CacheErrorClass('E_NOT_ATTACHED', 'attach the cache to a client first (withCache(db, cache))');
     return engine;
   };
 
@@ -82,7 +93,15 @@ export function createCache(options: CacheOptions): TableCache {
       if (engine) return engine;
       const bound = bindPolicy(options.policy, catalog);
       const registry = new TableRegistry(catalog, (info) => bound.policyOf(info.id));
-      engine = new Engine({ store: options.store, keys, registry, telemetry, guard, scope: options.scope, hooks: options.hooks });
+      engine = new Engine({
+        store: options.store,
+        keys,
+        registry,
+        telemetry,
+        guard,
+        scope: options.scope,
+        hooks: options.hooks,
+      });
       return engine;
     },
     async invalidate(tables) {
@@ -94,6 +113,23 @@ export function createCache(options: CacheOptions): TableCache {
         ids.push(table.info.id);
       }
       await e.invalidate(ids);
+    },
+    async invalidateRow(name, pk) {
+      const e = requireEngine();
+      const table = e.registry.lookup(name);
+      if (!table) throw new CacheErrorClass('E_UNKNOWN_TABLE', `unknown table "${name}"`);
+      const columns = table.info.primaryKey;
+      let values: readonly unknown[];
+      if (Array.isArray(pk)) values = pk;
+      else if (typeof pk === 'object' && pk !== null) {
+        const byColumn = pk as Readonly<Record<string, unknown>>;
+        const missing = columns.filter((c) => !Object.hasOwn(byColumn, c));
+        if (missing.length > 0) {
+          throw new CacheErrorClass('E_ROW_KEY', `row key of "${table.info.id}" lacks column(s) ${missing.join(', ')}`);
+        }
+        values = columns.map((c) => byColumn[c]);
+      } else values = [pk];
+      await e.invalidateRow(table.info.id, values);
     },
     async invalidateAll() {
       await requireEngine().invalidate(undefined);

@@ -30,7 +30,8 @@ function encodeParam(value: unknown): string {
     case 'object': {
       if (value === null) return 'N';
       if (value instanceof Date) return `d${value.getTime()}`;
-      if (value instanceof Uint8Array) return `x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64')}`;
+      if (value instanceof Uint8Array)
+        return `x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64')}`;
       if (Array.isArray(value)) return `a[${value.map(encodeParam).join(',')}]`;
       const keys = Object.keys(value).sort();
       return `o{${keys.map((k) => `${JSON.stringify(k)}:${encodeParam((value as Record<string, unknown>)[k])}`).join(',')}}`;

@@ -29,6 +29,14 @@ export interface CacheStore {
    * Write-through uses it to set a row only when no other writer overlapped.
    */
   incrThenSetOrDelete(counter: string, expected: number, entry: StoreEntry, options?: IncrOptions): Promise<boolean>;
+  /**
+   * `incrThenSetOrDelete` for several counters in one call: each item's counter is incremented
+   * (with `options`), then its entry is written when the new value equals `expected` (or, with
+   * `'created'`, when the counter did not exist before), else its key is deleted; an item without
+   * `value` always deletes. Returns, per item, whether it was written. Each item is atomic; the
+   * batch as a whole need not be.
+   */
+  incrThenSetOrDeleteMany(items: readonly CounterWrite[], options?: IncrOptions): Promise<boolean[]>;
   /** Sets `key` to `value` only when absent, with a TTL; returns whether it was set (leases). */
   setIfAbsent(entry: StoreEntry): Promise<boolean>;
   /** Releases what the store opened; a client passed in by the caller is left open. */
@@ -51,6 +59,23 @@ export interface CounterGuard {
   key: string;
   /** The value it must hold; 0 matches a missing counter. */
   expected: number;
+}
+
+/** One item of `incrThenSetOrDeleteMany`: a counter and the entry it guards. */
+export interface CounterWrite {
+  /** The counter to increment. */
+  counter: string;
+  /** The entry to write or delete. */
+  key: string;
+  /** The bytes to write when the incremented counter equals `expected`; omitted to always delete. */
+  value?: Uint8Array | undefined;
+  /**
+   * The counter value, after the increment, that allows the write; `'created'` allows it only
+   * when this increment created the counter (nobody touched it within its life).
+   */
+  expected: number | 'created';
+  /** Time to live of the written entry in milliseconds. */
+  ttlMs: number;
 }
 
 /** Options of counter increments. */

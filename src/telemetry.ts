@@ -1,16 +1,20 @@
 /**
  * All of tablecache's telemetry: OpenTelemetry spans and metrics plus the in-process figures of
  * `cache.stats()`, updated in one place. This is the only module that imports @opentelemetry/api.
+ * Names and attributes are documented in docs/observability.md.
  */
 import {
   type Attributes,
   type Counter,
   type Histogram,
+  isSpanContextValid,
+  type Link,
   type MeterProvider,
   metrics,
   type Span,
   SpanKind,
   SpanStatusCode,
+  type Tracer,
   type TracerProvider,
   trace,
   type UpDownCounter,
@@ -19,22 +23,42 @@ import type { Pattern } from './policy/types.js';
 
 /** The cache operations that get a span and a duration measurement. */
 export type OperationName = 'get' | 'put' | 'invalidate' | 'flush';
-/** How a cache operation ended. `bypass`: the cache was skipped or unavailable (handled). */
-export type OperationResult = 'hit' | 'miss' | 'bypass' | 'stale' | 'ok';
+/**
+ * How a cache operation ended. `bypass`: the cache was skipped or unavailable (handled, not an
+ * error); `ok`: an operation without a hit/miss notion succeeded; `error`: the operation threw.
+ */
+export type OperationResult = 'hit' | 'miss' | 'bypass' | 'stale' | 'ok' | 'error';
 
 /** Telemetry settings of `createCache`. */
 export interface TelemetryOptions {
   /** Tracer provider; defaults to the global one (a no-op until an SDK is installed). */
   tracerProvider?: TracerProvider;
-  /** Meter provider; defaults to the global one. */
+  /** Meter provider; defaults to the global one at `createCache` time (start the SDK first). */
   meterProvider?: MeterProvider;
-  /** Put the (hashed) cache key on spans as `tablecache.key`. Off by default. @default false */
+  /** Put the (hashed) cache key on spans as `tablecache.key`, for debugging. @default false */
   recordKeys?: boolean;
+  /**
+   * Put error messages in span status descriptions, for debugging. Off by default because driver
+   * messages can quote parameter values (Drizzle's `Failed query: ... params: ...`). @default false
+   */
+  recordErrorMessages?: boolean;
+}
+
+/** Extra settings of one `Telemetry.operation` call. */
+export interface OperationOptions {
+  /** `db.operation.name` on the span (`SELECT` for `get` unless given; none otherwise). */
+  dbOperation?: string;
+  /** Starts a new trace instead of a child of the active span (background work such as flushes). */
+  root?: boolean;
+  /** W3C `traceparent` strings (from `Telemetry.traceparent()`) of the work this operation continues. */
+  links?: readonly string[];
 }
 
 /** In-process figures of one table, as `cache.stats()` returns them. */
 export interface TableStats {
   pattern: Pattern;
+  /** Every cached-path read: hits + misses + bypasses + stale + errors. */
+  reads: number;
   hits: number;
   misses: number;
   bypasses: number;
@@ -43,8 +67,9 @@ export interface TableStats {
   fillsRejected: number;
   oversized: number;
   invalidations: number;
+  /** Operations of this table that threw (`tablecache.result = error`). */
   errors: number;
-  /** hits / (hits + misses), or 0 before any cached read. */
+  /** hits / reads, the same formula as the metric-based hit ratio; 0 before any read. */
   hitRatio: number;
 }
 
@@ -74,41 +99,65 @@ export interface OperationScope {
   key(key: string): void;
 }
 
-const DURATION_BUCKETS = [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10];
+// Attribute names: the stable database ones (semconv >= 1.33) are copied, not imported, so the
+// library depends on @opentelemetry/api alone.
+const DB_COLLECTION_NAME = 'db.collection.name';
+const DB_OPERATION_NAME = 'db.operation.name';
+const DB_QUERY_SUMMARY = 'db.query.summary';
+const ERROR_TYPE = 'error.type';
+const TC_OPERATION = 'tablecache.operation';
+const TC_PATTERN = 'tablecache.pattern';
+const TC_RESULT = 'tablecache.result';
+const TC_KEY = 'tablecache.key';
+
+/** The bucket advice of `db.client.operation.duration`, so both histograms line up. */
+const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10];
 const LAG_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300];
-const SQL_OPERATION: Record<OperationName, string> = {
-  get: 'SELECT',
-  put: 'SET',
-  invalidate: 'INVALIDATE',
-  flush: 'BATCH UPSERT',
+const BATCH_BUCKETS = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000];
+const SPAN_PREFIX: Record<OperationName, string> = {
+  get: 'tablecache.get',
+  put: 'tablecache.put',
+  invalidate: 'tablecache.invalidate',
+  flush: 'tablecache.write_back.flush',
 };
+const SQLSTATE = /^[0-9A-Z]{5}$/;
+const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
 
 /** The pattern as an attribute value: `cache_aside`, `write_through`, `write_back`, `none`. */
 export function patternAttribute(pattern: Pattern): string {
   return pattern.replace('-', '_');
 }
 
-/** Error type per the semantic conventions: SQLSTATE or driver code, else the class name. */
+/**
+ * `error.type` per the semantic conventions: the SQLSTATE found on the error or its causes
+ * (Drizzle wraps the driver error in `cause`), else the exception class name, else `_OTHER`.
+ */
 export function errorType(error: unknown): string {
   const seen = new Set<unknown>();
   let current: unknown = error;
   while (current && typeof current === 'object' && !seen.has(current)) {
     seen.add(current);
-    const code = (current as { code?: unknown }).code;
-    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code;
+    const { code, syscall } = current as { code?: unknown; syscall?: unknown };
+    // Node system errors (EPIPE, EPERM...) also have five-letter codes; they carry `syscall`.
+    if (typeof code === 'string' && SQLSTATE.test(code) && syscall === undefined) return code;
     current = (current as { cause?: unknown }).cause;
   }
-  if (error instanceof Error) return error.name || error.constructor.name || '_OTHER';
+  if (error instanceof Error) {
+    const className = error.constructor?.name;
+    if (className && className !== 'Error') return className;
+    return error.name || '_OTHER';
+  }
   return '_OTHER';
 }
 
-/** Creates the telemetry of one cache. */
+/** The tracer, meter instruments and in-process figures of one cache. */
 export class Telemetry {
-  private readonly tracer;
+  private readonly tracer: Tracer;
   private readonly recordKeys: boolean;
+  private readonly recordErrorMessages: boolean;
   private readonly duration: Histogram;
   private readonly invalidations: Counter;
-  private readonly fillsRejected: Counter;
+  private readonly rejectedFills: Counter;
   private readonly storeErrorCount: Counter;
   private readonly oversizedCount: Counter;
   private readonly breaker: UpDownCounter;
@@ -126,30 +175,31 @@ export class Telemetry {
     this.tracer = (options.tracerProvider ?? trace.getTracerProvider()).getTracer('tablecache', version);
     const meter = (options.meterProvider ?? metrics.getMeterProvider()).getMeter('tablecache', version);
     this.recordKeys = options.recordKeys ?? false;
+    this.recordErrorMessages = options.recordErrorMessages ?? false;
     this.duration = meter.createHistogram('tablecache.operation.duration', {
       unit: 's',
       description: 'Duration of cache operations, by operation, result, pattern and table.',
       advice: { explicitBucketBoundaries: DURATION_BUCKETS },
     });
-    this.invalidations = meter.createCounter('tablecache.invalidation.count', {
+    this.invalidations = meter.createCounter('tablecache.invalidations', {
       unit: '{invalidation}',
       description: 'Table generations bumped after writes or by hand.',
     });
-    this.fillsRejected = meter.createCounter('tablecache.fill.rejected.count', {
+    this.rejectedFills = meter.createCounter('tablecache.rejected_fills', {
       unit: '{fill}',
       description: 'Cache fills dropped by the stale-set guard because a write raced them.',
     });
-    this.storeErrorCount = meter.createCounter('tablecache.store.error.count', {
+    this.storeErrorCount = meter.createCounter('tablecache.store.errors', {
       unit: '{error}',
-      description: 'Store calls that failed or timed out (the query was served by the database).',
+      description: 'Store calls that failed or timed out (handled: the query was served by the database).',
     });
-    this.oversizedCount = meter.createCounter('tablecache.value.oversized.count', {
+    this.oversizedCount = meter.createCounter('tablecache.oversized_values', {
       unit: '{value}',
-      description: 'Results served uncached because they exceed maxValueBytes.',
+      description: 'Results served uncached because they exceed maxValueBytes or cannot be encoded.',
     });
     this.breaker = meter.createUpDownCounter('tablecache.breaker.open', {
-      unit: '1',
-      description: '1 while the store circuit breaker is open.',
+      unit: '{breaker}',
+      description: 'Open store circuit breakers: 1 while this cache refuses store calls, else 0.',
     });
     this.lag = meter.createHistogram('tablecache.write_back.lag', {
       unit: 's',
@@ -159,8 +209,9 @@ export class Telemetry {
     this.batchSize = meter.createHistogram('tablecache.write_back.batch.size', {
       unit: '{write}',
       description: 'Writes applied per flushed batch.',
+      advice: { explicitBucketBoundaries: BATCH_BUCKETS },
     });
-    this.deadLetters = meter.createCounter('tablecache.write_back.dead_letter.count', {
+    this.deadLetters = meter.createCounter('tablecache.write_back.dead_letters', {
       unit: '{write}',
       description: 'Writes moved to the dead-letter stream.',
     });
@@ -171,68 +222,78 @@ export class Telemetry {
     meter
       .createObservableGauge('tablecache.write_back.pending.age', {
         unit: 's',
-        description: 'Age of the oldest unflushed write per table.',
+        description: 'Age of the oldest unflushed write per table (grows while a flusher is stalled).',
       })
       .addCallback((observer) => {
         const ages = this.pendingAgeSource?.();
         if (!ages) return;
-        for (const [table, ms] of ages) observer.observe(ms / 1000, { 'db.collection.name': table });
+        for (const [table, ms] of ages) observer.observe(ms / 1000, { [DB_COLLECTION_NAME]: table });
       });
+    // Report the closed breaker from the start, so dashboards show 0 rather than no data.
+    this.breaker.add(0);
   }
 
-  /** Registers a table so it appears in stats with its pattern. */
+  /** Registers a table so it appears in stats (and write-back tables in the pending metric) at zero. */
   registerTable(table: string, pattern: Pattern): void {
     if (!this.tableStats.has(table)) this.tableStats.set(table, emptyStats(pattern));
+    if (pattern === 'write-back' && !this.writeBackStats.has(table)) {
+      this.writeBackOf(table);
+      this.pendingCounter.add(0, { [DB_COLLECTION_NAME]: table });
+    }
   }
 
   /**
-   * Runs `fn` inside an active INTERNAL span `tablecache.<op> <table>` (so pg and ioredis spans
-   * nest under it) and records its duration with its result.
+   * Runs `fn` inside an active INTERNAL span `tablecache.<op> <table>` (flushes:
+   * `tablecache.write_back.flush <table>`), so the pg and ioredis spans of its work nest under it,
+   * and records its duration with its result. A throw marks the span ERROR with `error.type`;
+   * handled problems (store down) are results, not errors.
    */
   async operation<T>(
     op: OperationName,
     table: string,
     pattern: Pattern,
     fn: (scope: OperationScope) => Promise<T>,
+    options: OperationOptions = {},
   ): Promise<T> {
     const attributes: Attributes = {
-      'db.collection.name': table,
-      'db.operation.name': SQL_OPERATION[op],
-      'tablecache.operation': op,
-      'tablecache.pattern': patternAttribute(pattern),
+      [DB_COLLECTION_NAME]: table,
+      [TC_OPERATION]: op,
+      [TC_PATTERN]: patternAttribute(pattern),
     };
+    const spanAttributes: Attributes = { ...attributes };
+    const dbOperation = options.dbOperation ?? (op === 'get' ? 'SELECT' : undefined);
+    if (dbOperation) {
+      spanAttributes[DB_OPERATION_NAME] = dbOperation;
+      spanAttributes[DB_QUERY_SUMMARY] = `${dbOperation} ${table}`;
+    }
+    const links = parseLinks(options.links);
     const started = performance.now();
     let result: OperationResult = 'ok';
     const recordKeys = this.recordKeys;
     return this.tracer.startActiveSpan(
-      `tablecache.${op} ${table}`,
-      { kind: SpanKind.INTERNAL, attributes },
+      `${SPAN_PREFIX[op]} ${table}`,
+      { kind: SpanKind.INTERNAL, attributes: spanAttributes, links, root: options.root ?? false },
       async (span: Span) => {
         const scope: OperationScope = {
           result(r) {
             result = r;
           },
           key(k) {
-            if (recordKeys) span.setAttribute('tablecache.key', k);
+            if (recordKeys) span.setAttribute(TC_KEY, k);
           },
         };
         try {
           const value = await fn(scope);
-          span.setAttribute('tablecache.result', result);
-          this.duration.record((performance.now() - started) / 1000, { ...attributes, 'tablecache.result': result });
+          span.setAttribute(TC_RESULT, result);
+          this.duration.record(elapsed(started), { ...attributes, [TC_RESULT]: result });
           this.count(table, pattern, op, result);
           return value;
         } catch (error) {
           const type = errorType(error);
-          span.setAttribute('tablecache.result', result);
-          span.setAttribute('error.type', type);
-          span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
-          this.duration.record((performance.now() - started) / 1000, {
-            ...attributes,
-            'tablecache.result': result,
-            'error.type': type,
-          });
-          this.statsOf(table, pattern).errors++;
+          span.setAttributes({ [TC_RESULT]: 'error', [ERROR_TYPE]: type });
+          this.markFailed(span, error);
+          this.duration.record(elapsed(started), { ...attributes, [TC_RESULT]: 'error', [ERROR_TYPE]: type });
+          this.count(table, pattern, op, 'error');
           throw error;
         } finally {
           span.end();
@@ -241,19 +302,33 @@ export class Telemetry {
     );
   }
 
-  /** Runs background work (flushes, retries) in its own root-level span, never as an orphan. */
-  background<T>(name: string, attributes: Attributes, fn: () => Promise<T>): Promise<T> {
-    return this.tracer.startActiveSpan(name, { kind: SpanKind.INTERNAL, attributes, root: true }, async (span) => {
-      try {
-        return await fn();
-      } catch (error) {
-        span.setAttribute('error.type', errorType(error));
-        span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
-        throw error;
-      } finally {
-        span.end();
-      }
-    });
+  /**
+   * Runs background work without a duration metric (reclaim, retries) in its own INTERNAL root
+   * span, so its pg and ioredis calls nest under it instead of becoming orphan roots.
+   */
+  background<T>(name: string, attributes: Attributes, fn: () => Promise<T>, links?: readonly string[]): Promise<T> {
+    return this.tracer.startActiveSpan(
+      name,
+      { kind: SpanKind.INTERNAL, attributes, root: true, links: parseLinks(links) },
+      async (span) => {
+        try {
+          return await fn();
+        } catch (error) {
+          span.setAttribute(ERROR_TYPE, errorType(error));
+          this.markFailed(span, error);
+          throw error;
+        } finally {
+          span.end();
+        }
+      },
+    );
+  }
+
+  /** The W3C `traceparent` of the active span, to link later background work to it; undefined without one. */
+  traceparent(): string | undefined {
+    const context = trace.getActiveSpan()?.spanContext();
+    if (!context || !isSpanContextValid(context)) return undefined;
+    return `00-${context.traceId}-${context.spanId}-${(context.traceFlags & 0xff).toString(16).padStart(2, '0')}`;
   }
 
   /** A cache fill was written. */
@@ -264,25 +339,25 @@ export class Telemetry {
   /** A fill was rejected by the stale-set guard. */
   fillRejected(table: string, pattern: Pattern): void {
     this.statsOf(table, pattern).fillsRejected++;
-    this.fillsRejected.add(1, { 'db.collection.name': table, 'tablecache.pattern': patternAttribute(pattern) });
+    this.rejectedFills.add(1, { [DB_COLLECTION_NAME]: table, [TC_PATTERN]: patternAttribute(pattern) });
   }
 
-  /** A result was too large to cache. */
+  /** A result was too large (or not encodable) to cache. */
   oversized(table: string, pattern: Pattern): void {
     this.statsOf(table, pattern).oversized++;
-    this.oversizedCount.add(1, { 'db.collection.name': table, 'tablecache.pattern': patternAttribute(pattern) });
+    this.oversizedCount.add(1, { [DB_COLLECTION_NAME]: table, [TC_PATTERN]: patternAttribute(pattern) });
   }
 
-  /** A table's generation was bumped. */
+  /** A table's generation was bumped (`*`: the whole namespace). */
   invalidated(table: string, pattern: Pattern): void {
     this.statsOf(table, pattern).invalidations++;
-    this.invalidations.add(1, { 'db.collection.name': table, 'tablecache.pattern': patternAttribute(pattern) });
+    this.invalidations.add(1, { [DB_COLLECTION_NAME]: table, [TC_PATTERN]: patternAttribute(pattern) });
   }
 
-  /** A store call failed or timed out. */
+  /** A store call failed or timed out (handled by the caller: never a span error). */
   storeError(error: unknown): void {
     this.storeErrors++;
-    this.storeErrorCount.add(1, { 'error.type': errorType(error) });
+    this.storeErrorCount.add(1, { [ERROR_TYPE]: errorType(error) });
   }
 
   /** The circuit breaker opened or closed. */
@@ -295,18 +370,19 @@ export class Telemetry {
   /** Write-back: writes were acknowledged (queued) for a table. */
   writeBackQueued(table: string, count: number): void {
     this.writeBackOf(table).pending += count;
-    this.pendingCounter.add(count, { 'db.collection.name': table });
+    this.pendingCounter.add(count, { [DB_COLLECTION_NAME]: table });
   }
 
   /** Write-back: a batch was committed; `lagsMs` holds each write's acknowledgement-to-commit lag. */
   writeBackFlushed(table: string, lagsMs: readonly number[]): void {
     const wb = this.writeBackOf(table);
+    const attributes = { [DB_COLLECTION_NAME]: table };
     wb.pending = Math.max(0, wb.pending - lagsMs.length);
     wb.flushed += lagsMs.length;
-    this.pendingCounter.add(-lagsMs.length, { 'db.collection.name': table });
-    this.batchSize.record(lagsMs.length, { 'db.collection.name': table });
+    this.pendingCounter.add(-lagsMs.length, attributes);
+    this.batchSize.record(lagsMs.length, attributes);
     for (const ms of lagsMs) {
-      this.lag.record(ms / 1000, { 'db.collection.name': table });
+      this.lag.record(ms / 1000, attributes);
       wb.lags.push(ms);
     }
     if (wb.lags.length > 10_000) wb.lags.splice(0, wb.lags.length - 10_000);
@@ -317,8 +393,8 @@ export class Telemetry {
     const wb = this.writeBackOf(table);
     wb.deadLetters += count;
     wb.pending = Math.max(0, wb.pending - count);
-    this.pendingCounter.add(-count, { 'db.collection.name': table });
-    this.deadLetters.add(count, { 'db.collection.name': table });
+    this.pendingCounter.add(-count, { [DB_COLLECTION_NAME]: table });
+    this.deadLetters.add(count, { [DB_COLLECTION_NAME]: table });
   }
 
   /** Write-back: where the age of the oldest pending write per table comes from (milliseconds). */
@@ -330,8 +406,7 @@ export class Telemetry {
   stats(): CacheStats {
     const tables: Record<string, TableStats> = {};
     for (const [name, s] of this.tableStats) {
-      const reads = s.hits + s.misses;
-      tables[name] = { ...s, hitRatio: reads === 0 ? 0 : s.hits / reads };
+      tables[name] = { ...s, hitRatio: s.reads === 0 ? 0 : s.hits / s.reads };
     }
     const writeBack: Record<string, WriteBackStats> = {};
     const ages = this.pendingAgeSource?.() ?? new Map<string, number>();
@@ -349,9 +424,19 @@ export class Telemetry {
     return { tables, storeErrors: this.storeErrors, breakerOpen: this.breakerOpen, writeBack };
   }
 
+  private markFailed(span: Span, error: unknown): void {
+    if (!this.recordErrorMessages) {
+      span.setStatus({ code: SpanStatusCode.ERROR });
+      return;
+    }
+    span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
+  }
+
   private count(table: string, pattern: Pattern, op: OperationName, result: OperationResult): void {
-    if (op !== 'get') return;
     const s = this.statsOf(table, pattern);
+    if (result === 'error') s.errors++;
+    if (op !== 'get') return;
+    s.reads++;
     if (result === 'hit') s.hits++;
     else if (result === 'miss') s.misses++;
     else if (result === 'bypass') s.bypasses++;
@@ -377,9 +462,31 @@ export class Telemetry {
   }
 }
 
+function elapsed(started: number): number {
+  return (performance.now() - started) / 1000;
+}
+
+/** Turns `traceparent` strings into span links, skipping malformed ones. */
+function parseLinks(traceparents: readonly string[] | undefined): Link[] {
+  const links: Link[] = [];
+  for (const value of traceparents ?? []) {
+    const match = TRACEPARENT.exec(value);
+    if (!match) continue;
+    const context = {
+      traceId: match[1] as string,
+      spanId: match[2] as string,
+      traceFlags: Number.parseInt(match[3] as string, 16),
+      isRemote: true,
+    };
+    if (isSpanContextValid(context)) links.push({ context });
+  }
+  return links;
+}
+
 function emptyStats(pattern: Pattern): TableStats {
   return {
     pattern,
+    reads: 0,
     hits: 0,
     misses: 0,
     bypasses: 0,

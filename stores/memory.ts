@@ -1,5 +1,8 @@
 import { StoreError } from '../src/errors.js';
-import type { CacheStore, CounterGuard, IncrOptions, StoreEntry } from '../src/store.js';
+import type { CacheStore, CounterGuard, CounterWrite, IncrOptions, StoreEntry } from '../src/store.js';
+// Write-back journal capability (issue 4).
+import type { WriteBackCapable } from '../src/write-back/journal.js';
+import { memoryJournal } from '../src/write-back/memory-journal.js';
 
 /** Options of `memoryStore`. */
 export interface MemoryStoreOptions {
@@ -34,7 +37,7 @@ const ascii = new TextEncoder();
  * Values are copied on the way in and out, so callers may reuse or mutate their buffers.
  * Counters live apart from the LRU budget and are never evicted; only their own TTL ends them.
  */
-export function memoryStore(options: MemoryStoreOptions = {}): CacheStore {
+export function memoryStore(options: MemoryStoreOptions = {}): CacheStore & WriteBackCapable {
   const maxEntries = options.maxEntries ?? DEFAULT_MAX_ENTRIES;
   const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
   const now = options.now ?? Date.now;
@@ -128,8 +131,12 @@ export function memoryStore(options: MemoryStoreOptions = {}): CacheStore {
     nextCounterSweep = Math.max(MIN_COUNTER_SWEEP, counters.size * 2);
   }
 
+  // Write-back journal (issue 4): reads this store's counters for generation stamps.
+  const journal = memoryJournal({ counter: (key) => readNumber(key, now()), now });
+
   return {
     name: 'memory',
+    writeBackJournal: journal,
 
     async getMany(keys: readonly string[]): Promise<(Uint8Array | null)[]> {
       const t = now();
@@ -189,6 +196,24 @@ export function memoryStore(options: MemoryStoreOptions = {}): CacheStore {
       return false;
     },
 
+    async incrThenSetOrDeleteMany(items: readonly CounterWrite[], incr: IncrOptions = {}): Promise<boolean[]> {
+      const t = now();
+      checkIncr(incr);
+      for (const item of items) if (item.value !== undefined) ttlOf(item.ttlMs);
+      sweepCounters(t);
+      return items.map((item) => {
+        const created = liveCounter(item.counter, t) === undefined && liveEntry(item.counter, t) === undefined;
+        const value = bump(item.counter, incr, t);
+        const allowed = item.expected === 'created' ? created : value === item.expected;
+        if (item.value !== undefined && allowed) {
+          writeEntry({ key: item.key, value: item.value, ttlMs: item.ttlMs }, t);
+          return true;
+        }
+        deleteKey(item.key);
+        return false;
+      });
+    },
+
     async setIfAbsent(entry: StoreEntry): Promise<boolean> {
       const t = now();
       ttlOf(entry.ttlMs);
@@ -198,6 +223,7 @@ export function memoryStore(options: MemoryStoreOptions = {}): CacheStore {
     },
 
     async close(): Promise<void> {
+      journal.clear();
       entries.clear();
       counters.clear();
       totalBytes = 0;

@@ -1,7 +1,10 @@
 import { createHash } from 'node:crypto';
 import { type Cluster, Redis } from 'ioredis';
 import { StoreError } from '../src/errors.js';
-import type { CacheStore, CounterGuard, IncrOptions, StoreEntry } from '../src/store.js';
+import type { CacheStore, CounterGuard, CounterWrite, IncrOptions, StoreEntry } from '../src/store.js';
+// Write-back journal capability (issue 4).
+import type { WriteBackCapable } from '../src/write-back/journal.js';
+import { redisJournal } from '../src/write-back/redis-journal.js';
 
 /** Options of `redisStore`. */
 export interface RedisStoreOptions {
@@ -74,11 +77,35 @@ redis.call('DEL', KEYS[2])
 return 0
 `);
 
+// KEYS: counter1, entry1, counter2, entry2, ...; ARGV[1]: init, ARGV[2]: counter ttl or '0', then
+// per item i at 3i..3i+2: expected ('' always deletes, 'c' when created), value, entry ttl.
+const INCR_THEN_SET_OR_DELETE_MANY = script(`${BUMP}
+local out = {}
+for i = 1, #KEYS / 2 do
+  local a = 3 * i
+  local e = ARGV[a]
+  local created = redis.call('EXISTS', KEYS[2 * i - 1]) == 0
+  local v = bump(KEYS[2 * i - 1])
+  if (e == 'c' and created) or (e ~= '' and e ~= 'c' and v == tonumber(e)) then
+    redis.call('SET', KEYS[2 * i], ARGV[a + 1], 'PX', ARGV[a + 2])
+    out[i] = 1
+  else
+    redis.call('DEL', KEYS[2 * i])
+    out[i] = 0
+  end
+end
+return out
+`);
+
+/** Items per script call of `incrThenSetOrDeleteMany`, so one call never blocks Redis for long. */
+const MANY_CHUNK = 256;
+const EMPTY = Buffer.alloc(0);
+
 /**
  * A store on Redis or Redis Cluster. Given a URL it opens its own client and quits it on `close()`;
  * given a client it leaves it open. The client's `keyPrefix` applies to every key, scripts included.
  */
-export function redisStore(client: Client | string, options: RedisStoreOptions = {}): CacheStore {
+export function redisStore(client: Client | string, options: RedisStoreOptions = {}): CacheStore & WriteBackCapable {
   const owned = typeof client === 'string';
   const redis: Client = typeof client === 'string' ? new Redis(client) : client;
   const timeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
@@ -88,6 +115,12 @@ export function redisStore(client: Client | string, options: RedisStoreOptions =
 
   return {
     name: 'redis',
+
+    // Write-back journal (issue 4): Lua scripts in src/write-back/lua.ts, run with this client.
+    writeBackJournal: redisJournal({
+      run: (s, keys, args) => call('writeBack', () => runScript(redis, s, keys, args)),
+      durability: () => checkRedisDurability(redis, options),
+    }),
 
     getMany(keys: readonly string[]): Promise<(Uint8Array | null)[]> {
       if (keys.length === 0) return Promise.resolve([]);
@@ -148,6 +181,31 @@ export function redisStore(client: Client | string, options: RedisStoreOptions =
       return call('incrThenSetOrDelete', async () => {
         const args = [...incrArgs(incr), integer(expected), toBuffer(entry.value), ttlOf(entry.ttlMs)];
         return (await runScript(redis, INCR_THEN_SET_OR_DELETE, [counter, entry.key], args)) === 1;
+      });
+    },
+
+    incrThenSetOrDeleteMany(items: readonly CounterWrite[], incr: IncrOptions = {}): Promise<boolean[]> {
+      if (items.length === 0) return Promise.resolve([]);
+      return call('incrThenSetOrDeleteMany', async () => {
+        const head = incrArgs(incr);
+        const out: boolean[] = [];
+        for (let start = 0; start < items.length; start += MANY_CHUNK) {
+          const chunk = items.slice(start, start + MANY_CHUNK);
+          const keys: string[] = [];
+          const args: (Buffer | string | number)[] = [...head];
+          for (const item of chunk) {
+            keys.push(item.counter, item.key);
+            if (item.value === undefined) args.push('', EMPTY, 1);
+            else {
+              const expected = item.expected === 'created' ? 'c' : integer(item.expected);
+              args.push(expected, toBuffer(item.value), ttlOf(item.ttlMs));
+            }
+          }
+          const result = await runScript(redis, INCR_THEN_SET_OR_DELETE_MANY, keys, args);
+          if (!Array.isArray(result)) throw new StoreError('redis incrThenSetOrDeleteMany returned a non-array reply');
+          for (const written of result) out.push(Number(written) === 1);
+        }
+        return out;
       });
     },
 

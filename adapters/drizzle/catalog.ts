@@ -44,9 +44,9 @@ export function buildCatalog(schema: Record<string, unknown>): Catalog {
         if (!CHANGING_ACTIONS.has(fk.onDelete ?? '') && !CHANGING_ACTIONS.has(fk.onUpdate ?? '')) continue;
         const target = getTableConfig(fk.reference().foreignTable);
         const targetId = relationId(target.schema, target.name);
-        let set = dependents.get(targetId);
-        if (!set) dependents.set(targetId, (set = new Set()));
+        const set = dependents.get(targetId) ?? new Set<string>();
         set.add(id);
+        dependents.set(targetId, set);
       }
     } else if (isPgView(value) || isPgMaterializedView(value)) {
       const config = isPgView(value) ? getViewConfig(value) : getMaterializedViewConfig(value);

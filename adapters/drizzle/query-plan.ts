@@ -40,7 +40,15 @@ export function planStatement(sql: string, origin: StatementOrigin): QueryPlan {
 function computePlan(sql: string, origin: StatementOrigin): QueryPlan {
   const statement = classifyStatement(sql);
   const fromMetadata = (origin.tables ?? []).map(parseTableName);
-  if (origin.type === 'insert' || origin.type === 'update' || origin.type === 'delete' || statement.kind === 'write') {
+  // A builder select that calls an unknown function is an uncached read, not a write: a function
+  // that writes inside a SELECT is out of scope (docs/cache-aside.md). Raw SQL stays conservative.
+  const builderSelect = origin.type === 'select' && statement.writes.length === 0;
+  if (
+    origin.type === 'insert' ||
+    origin.type === 'update' ||
+    origin.type === 'delete' ||
+    (statement.kind === 'write' && !builderSelect)
+  ) {
     if (!statement.writesComplete && statement.kind === 'write') return { kind: 'write', relations: null };
     return { kind: 'write', relations: union(statement.writes, origin.type ? fromMetadata : []) };
   }

@@ -1,8 +1,19 @@
 import { DrizzleQueryError } from 'drizzle-orm';
 import type { RelationName } from '../../src/adapter.js';
 import type { Engine } from '../../src/engine/engine.js';
+import type { RawRow } from '../../src/engine/rows.js';
 import type { TransactionFrame } from '../../src/engine/transaction.js';
-import { planStatement, type StatementOrigin } from './query-plan.js';
+import {
+  type ResultShape,
+  readOwnRows,
+  resultShapeOf,
+  selectByKeys,
+  selectResult,
+  takeAppendedRows,
+  zip,
+} from './driver-result.js';
+import { planStatement, type QueryPlan, type StatementOrigin } from './query-plan.js';
+import { planRowRead, planRowWrite, type RowReadPlan, type RowWritePlan } from './row-plan.js';
 
 /** Drizzle's session surface that tablecache relies on (pg-core `PgSession`). */
 export interface DrizzleSession {
@@ -15,6 +26,7 @@ export interface DrizzleSession {
 /** Drizzle's prepared-query surface: `queryWithCache` is where every statement meets the driver. */
 export interface DrizzlePreparedQuery {
   queryWithCache(queryString: string, params: unknown[], query: () => Promise<unknown>): Promise<unknown>;
+  execute(placeholderValues?: Record<string, unknown>): Promise<unknown>;
 }
 
 /** Drizzle's transaction object (a `PgDatabase` with a session and a nesting level). */
@@ -62,7 +74,6 @@ export function wrapSession(
   const currentFrame = () => frame ?? context.connectionFrame;
 
   wrapped.prepareQuery = (query, ...rest) => {
-    const prepared = raw.prepareQuery(query, ...rest);
     const [fields, , , customResultMapper, metadata] = rest as [
       unknown,
       unknown,
@@ -71,6 +82,7 @@ export function wrapSession(
       { type?: StatementOrigin['type']; tables?: string[] } | undefined,
     ];
     const pending = wrapped.pendingOrigin;
+    // The statement is planned before it is prepared: a row-learning write runs with RETURNING.
     wrapped.pendingOrigin = undefined;
     const plan = planStatement(query.sql, {
       type: metadata?.type,
@@ -80,19 +92,50 @@ export function wrapSession(
       declared: pending?.declared,
     });
     const rowMode = fields || customResultMapper ? 'array' : 'object';
+    const shape = resultShapeOf(raw);
+    const rowWrite = shape ? rowWritePlan(query.sql, plan, metadata?.type, rowMode, context.engine) : undefined;
+    const rowRead = shape && rowMode === 'array' ? rowReadPlan(query.sql, plan, context.engine) : undefined;
+    const prepared = raw.prepareQuery(rowWrite ? { ...query, sql: rowWrite.sql } : query, ...rest);
     prepared.queryWithCache = async (queryString, params, run) => {
       const execute = async () => {
         try {
           return await run();
         } catch (error) {
-          throw new DrizzleQueryError(queryString, params, error as Error);
+          throw new DrizzleQueryError(rowWrite ? query.sql : queryString, params, error as Error);
         }
       };
       if (plan.kind === 'other') return execute();
       if (plan.kind === 'write') {
+        if (rowWrite && plan.relations) {
+          return context.engine.writeRows({
+            table: rowWrite.table,
+            relations: plan.relations,
+            transaction: currentFrame(),
+            kind: rowWrite.kind,
+            knownKeys: rowWrite.keys?.map((key) => key.map((i) => params[i - 1])),
+            execute: async () => {
+              const result = await execute();
+              const rows = rowWrite.positions
+                ? readOwnRows(result, rowWrite.columns, rowWrite.positions)
+                : takeAppendedRows(result, rowMode, rowWrite.columns);
+              return { result, rows };
+            },
+          });
+        }
         return context.engine.write({ relations: plan.relations, transaction: currentFrame(), execute });
       }
       if (!plan.relations) return execute();
+      const limit = rowRead?.limitParam === undefined ? undefined : params[rowRead.limitParam - 1];
+      if (rowRead && shape && (limit === undefined || (Number.isSafeInteger(limit) && (limit as number) >= 0))) {
+        return context.engine.readRows({
+          table: rowRead.table,
+          keys: rowRead.keys.map((key) => key.map((i) => params[i - 1])),
+          transaction: currentFrame(),
+          fetch: (keys) => fetchRows(raw, rowRead, keys),
+          assemble: (rows) => assemble(shape, rowRead, rows, limit as number | undefined),
+          execute,
+        });
+      }
       return context.engine.read({
         relations: plan.relations,
         identity: `${rowMode}\u0001${queryString}`,
@@ -147,6 +190,55 @@ export function wrapSession(
   };
 
   return wrapped;
+}
+
+/** The row-entry plan of a builder select that reads a row table by primary key. */
+function rowReadPlan(sql: string, plan: QueryPlan, engine: Engine): RowReadPlan | undefined {
+  if (plan.kind !== 'read' || plan.locking || plan.relations?.length !== 1) return undefined;
+  return planRowRead(sql, engine);
+}
+
+/** The row-learning plan of a builder write, when its result mode fits (array mode = own RETURNING). */
+function rowWritePlan(
+  sql: string,
+  plan: QueryPlan,
+  type: StatementOrigin['type'],
+  rowMode: 'array' | 'object',
+  engine: Engine,
+): RowWritePlan | undefined {
+  if (plan.kind !== 'write' || !plan.relations || (type !== 'insert' && type !== 'update' && type !== 'delete')) {
+    return undefined;
+  }
+  const rowWrite = planRowWrite(sql, plan.relations, engine);
+  return rowWrite && rowWrite.returning === (rowMode === 'array') ? rowWrite : undefined;
+}
+
+/** Reads full rows by primary key through the unwrapped session, as raw driver values. */
+async function fetchRows(
+  session: DrizzleSession,
+  plan: RowReadPlan,
+  keys: readonly (readonly unknown[])[],
+): Promise<RawRow[]> {
+  const query = selectByKeys(plan.table.info, keys);
+  const columns = plan.table.info.columns.map((c) => c.name);
+  // A custom result mapper that keeps rows as they are: array mode, raw values.
+  const prepared = session.prepareQuery(query, undefined, undefined, true, (rows: unknown[]) => rows);
+  let rows: unknown;
+  try {
+    rows = await prepared.execute();
+  } catch (error) {
+    throw new DrizzleQueryError(query.sql, query.params, error as Error);
+  }
+  return (rows as unknown[][]).map((row) => zip(columns, row));
+}
+
+/** The raw result the driver would have returned for the point read, from rows in key order. */
+function assemble(shape: ResultShape, plan: RowReadPlan, rows: readonly RawRow[], limit: number | undefined): unknown {
+  const kept = limit === undefined ? rows : rows.slice(0, limit);
+  return selectResult(
+    shape,
+    kept.map((row) => plan.columns.map((c) => row[c])),
+  );
 }
 
 /** Marks the next statement a session prepares as a raw read of the declared relations. */

@@ -90,7 +90,10 @@ const SYNTAX_CALLS = words(`
   precision real row setof smallint substring time timestamp treat trim varchar xmlattributes xmlconcat xmlelement
   xmlexists xmlforest xmlnamespaces xmlparse xmlpi xmlroot xmlserialize varying values insert update delete merge
   set conflict key filter over within partition by rows range groups sets rollup cube ordinality nothing nulls
-  first last zone escape materialized recursive search cycle matched xmltable json_table`);
+  first last zone escape materialized recursive search cycle matched xmltable json_table
+  copy explain vacuum reindex cluster
+  date text int2 int4 int8 float4 float8 bool timestamptz timetz uuid jsonb inet cidr macaddr bytea name oid money
+  tsvector tsquery`);
 
 /**
  * Built-in functions that neither read user relations nor change anything. A call to any other
@@ -123,12 +126,12 @@ const BUILTIN_FUNCTIONS = words(`
   array_remove array_replace cardinality unnest array_dims array_ndims generate_subscripts generate_series
   num_nonnulls num_nulls pg_typeof format_type gen_random_uuid uuid_generate_v4 current_setting version
   int4range int8range numrange tsrange tstzrange daterange isempty lower_inc upper_inc lower_inf upper_inf
-  range_merge multirange
+  range_merge multirange array_fill trim_array array_shuffle array_sample uuidv4 uuidv7
   to_tsvector to_tsquery plainto_tsquery phraseto_tsquery websearch_to_tsquery ts_rank ts_rank_cd ts_headline
   setweight`);
 
 /** A word before `name(` that makes the parentheses a type modifier, alias or column list, not a call. */
-const NOT_CALL_BEFORE = words('as into copy references table view');
+const NOT_CALL_BEFORE = words('as into copy references table view function procedure aggregate prepare');
 
 const QUERY_VERBS = words('select values table insert update delete merge');
 const DML_VERBS = words('insert update delete merge');
@@ -171,6 +174,9 @@ interface Findings {
   dataModifyingCte: boolean;
   selectInto: boolean;
   locking: boolean;
+  unknownFunctions: Set<string>;
+  /** A plain string holds a backslash: with standard_conforming_strings off, the text means something else. */
+  ambiguousStrings: boolean;
 }
 
 function newFindings(): Findings {
@@ -183,6 +189,8 @@ function newFindings(): Findings {
     dataModifyingCte: false,
     selectInto: false,
     locking: false,
+    unknownFunctions: new Set(),
+    ambiguousStrings: false,
   };
 }
 
@@ -230,6 +238,7 @@ class StatementScanner {
     for (let i = 0; i < toks.length; i++) {
       const t = toks[i] as Token;
       if (t.unterminated || t.backslash || (t.kind === 'word' && t.value === 'uescape')) this.f.complete = false;
+      if (t.backslash) this.f.ambiguousStrings = true;
       if (isOpen(t)) {
         stack.push(i);
         this.match[i] = toks.length;
@@ -357,6 +366,7 @@ class StatementScanner {
           scope = cte.scope;
           i = cte.next;
           prev = i - 1;
+          // A WITH seen before that did not parse as CTEs is not the verb either.
           if (verb === 'with') verb = '';
           continue;
         }
@@ -378,10 +388,6 @@ class StatementScanner {
           i = this.fromItem(i + 1, end, scope, depth);
           prev = i - 1;
           continue;
-        }
-        if (w === 'with') {
-          // WITH that did not parse as a CTE list: keep looking for the verb.
-          verb = 'with';
         }
       }
       if (!fromActive && w === 'select') {
@@ -477,12 +483,14 @@ class StatementScanner {
     }
   }
 
-  private startsQuery(i: number): boolean {
+  private startsQuery(i: number, orParen = true): boolean {
     const t = this.toks[i] as Token;
-    return t.kind === 'open' || (t.kind === 'word' && ['select', 'with', 'values', 'table'].includes(t.value));
+    return (
+      (orParen && t.kind === 'open') || (t.kind === 'word' && ['select', 'with', 'values', 'table'].includes(t.value))
+    );
   }
 
-  /** `name(` where name is not a known built-in or syntax word may run any SQL: scan incomplete. */
+  /** Checks `name(` found in an expression: parentheses after a type, alias or target are not a call. */
   private checkCall(nameIndex: number, regionStart: number): void {
     const t = this.toks[nameIndex] as Token;
     if (t.kind !== 'word' && t.kind !== 'ident') return;
@@ -494,14 +502,24 @@ class StatementScanner {
     }
     const before = first - 1 >= regionStart ? this.toks[first - 1] : undefined;
     if (before && ((before.kind === 'word' && NOT_CALL_BEFORE.has(before.value)) || before.value === '::')) return;
-    const qualifiedCall = first !== nameIndex;
-    if (!qualifiedCall && t.kind === 'word') {
-      if (RESERVED.has(t.value) || SYNTAX_CALLS.has(t.value) || BUILTIN_FUNCTIONS.has(t.value)) return;
-    }
-    if (qualifiedCall && first === nameIndex - 2 && (this.toks[first] as Token).value === 'pg_catalog') {
-      if (BUILTIN_FUNCTIONS.has(t.value) || SYNTAX_CALLS.has(t.value)) return;
-    }
+    const parts: string[] = [];
+    for (let k = first; k <= nameIndex; k += 2) parts.push((this.toks[k] as Token).value);
+    this.call(parts, t.kind === 'word');
+  }
+
+  /**
+   * A call to anything but a known built-in (or a function the caller declared safe) may read and
+   * write any relation: the reads are incomplete and the statement may write.
+   */
+  private call(parts: string[], bareWord: boolean): void {
+    const name = parts[parts.length - 1] as string;
+    const builtin = BUILTIN_FUNCTIONS.has(name) || SYNTAX_CALLS.has(name);
+    if (parts.length === 1 && bareWord && (builtin || RESERVED.has(name))) return;
+    if (parts.length === 2 && parts[0] === 'pg_catalog' && builtin) return;
+    const full = parts.join('.');
+    if (this.safeFunctions.has(full)) return;
     this.f.complete = false;
+    this.f.unknownFunctions.add(full);
   }
 
   /** Parses FROM items separated by commas starting at `i`; returns the index after them. */
@@ -525,7 +543,9 @@ class StatementScanner {
     if (t.kind === 'open') {
       const close = Math.min(this.match[i] as number, end);
       const first = i + 1;
-      if (first < close && this.startsQuery(first)) this.query(first, close, scope, depth + 1, false);
+      // `((a join b) join c)` and `((select ...) union (select ...))` both start with `(`:
+      // a join tree parse handles either, a query parse would miss the first.
+      if (first < close && this.startsQuery(first, false)) this.query(first, close, scope, depth + 1, false);
       else if (first < close) this.query(first, close, scope, depth + 1, true);
       else this.f.complete = false;
       return this.alias(close + 1, end);
@@ -540,7 +560,7 @@ class StatementScanner {
       }
       this.addRead(name.parts, null);
       i = paren ? Math.min(this.match[i] as number, end) + 1 : name.next;
-      return this.afterRelation(i, end);
+      return this.afterRelation(i, end, scope, depth);
     }
     if (this.isWordAt(i, 'rows') && this.isWordAt(i + 1, 'from') && this.tok(i + 2)?.kind === 'open') {
       this.f.complete = false;
@@ -557,18 +577,34 @@ class StatementScanner {
     const after = this.tok(name.next);
     if (name.next < end && after?.kind === 'open') {
       this.f.complete = false;
+      this.call(name.parts, t.kind === 'word');
       const close = Math.min(this.match[name.next] as number, end);
       this.expression(name.next + 1, close, scope, depth + 1);
       return this.alias(this.skipOrdinality(close + 1), end);
     }
     this.addRead(name.parts, scope);
-    return this.afterRelation(name.next, end);
+    return this.afterRelation(name.next, end, scope, depth);
   }
 
-  private afterRelation(i: number, end: number): number {
+  /** Skips `[*] [alias] [TABLESAMPLE method (args) [REPEATABLE (seed)]]` after a relation name. */
+  private afterRelation(i: number, end: number, scope: Scope | null, depth: number): number {
     if (i < end && this.isOpAt(i, '*')) i++;
     i = this.alias(i, end);
-    if (i < end && this.isWordAt(i, 'tablesample')) this.f.complete = false;
+    if (i >= end || !this.isWordAt(i, 'tablesample')) return i;
+    // A sample reads the relation, but not all of it in a repeatable way.
+    this.f.complete = false;
+    i++;
+    if (this.isNameAt(i, end)) i++;
+    for (const lead of [null, 'repeatable']) {
+      if (lead !== null) {
+        if (!this.isWordAt(i, lead)) break;
+        i++;
+      }
+      if (i >= end || this.tok(i)?.kind !== 'open') break;
+      const close = Math.min(this.match[i] as number, end);
+      this.expression(i + 1, close, scope, depth + 1);
+      i = close + 1;
+    }
     return i;
   }
 
@@ -719,8 +755,9 @@ export function scanReads(sql: string, options: ScanOptions = {}): ReadScan {
 
 /**
  * Classifies raw SQL as read / write / other, with the relations it reads and writes. A call to a
- * function that is neither built-in nor declared safe may do anything: such a statement is a
- * write with `writesComplete: false`, and its reads are incomplete.
+ * function that is neither built-in nor declared safe may do anything, and so may text whose
+ * meaning depends on standard_conforming_strings (a backslash in a plain '...' string): such a
+ * statement is a write with `writesComplete: false`, and its reads are incomplete.
  */
 export function classifyStatement(sql: string, options: ScanOptions = {}): StatementClass {
   const safe = new Set(options.safeFunctions ?? []);
@@ -763,7 +800,7 @@ function classifyTokens(toks: Token[], safe: ReadonlySet<string>): StatementClas
   const verbIndex = scanner.run();
   const f = scanner.f;
   const base = classifyVerb(toks, verbIndex, f, safe);
-  if (f.unknownFunctions.size === 0) return base;
+  if (f.unknownFunctions.size === 0 && !f.ambiguousStrings) return base;
   return { ...base, kind: 'write', writesComplete: false, unknownFunctions: [...f.unknownFunctions] };
 }
 

@@ -35,16 +35,28 @@ export function cacheable<T extends SQL>(query: T, options: { tables: readonly s
  * the cache. Returns a client of the same type; the original keeps working uncached.
  * Throws a PolicyError when the policy does not fit the schema.
  */
-export function withCache<TDatabase extends object>(db: TDatabase, cache: TableCache, options: WithCacheOptions = {}): TDatabase {
+export function withCache<TDatabase extends object>(
+  db: TDatabase,
+  cache: TableCache,
+  options: WithCacheOptions = {},
+): TDatabase {
   const source = db as unknown as DrizzleDatabaseShape;
   if (!source.session || typeof source.session.prepareQuery !== 'function') {
     throw new TypeError('withCache expects a Drizzle PostgreSQL client (drizzle-orm pg-core)');
   }
   const schema = options.schema ?? source._.fullSchema ?? {};
   const engine = cache.attach(buildCatalog(schema));
-  const context: ClientContext = { engine, connectionFrame: undefined, singleConnection: !isPool(source.session.client) };
+  const context: ClientContext = {
+    engine,
+    connectionFrame: undefined,
+    singleConnection: !isPool(source.session.client),
+  };
   const session = wrapSession(source.session, context, undefined);
-  const Ctor = db.constructor as new (dialect: unknown, session: DrizzleSession, schema: unknown) => DrizzleDatabaseShape;
+  const Ctor = db.constructor as new (
+    dialect: unknown,
+    session: DrizzleSession,
+    schema: unknown,
+  ) => DrizzleDatabaseShape;
   const relational = source._.schema
     ? { schema: source._.schema, fullSchema: source._.fullSchema, tableNamesMap: source._.tableNamesMap }
     : undefined;

@@ -1,18 +1,23 @@
-import type { ReadRequest, WriteRequest } from '../adapter.js';
+import type { ReadRequest, RelationName, WriteRequest } from '../adapter.js';
 import { stableParams } from '../hash.js';
 import type { KeySpace } from '../keys.js';
-import { type CacheStore, readCounter } from '../store.js';
+import { type CacheStore, type CounterGuard, readCounter } from '../store.js';
 import type { Telemetry } from '../telemetry.js';
 import { decodeEnvelope, encodeEnvelope, envelopeGenerations, generationHeader } from './envelope.js';
 import type { BoundTable, ReadPlan, TableRegistry } from './registry.js';
+import { RowCache, type RowReadRequest, type RowTable, type RowWriteRequest } from './rows.js';
 import { SingleFlight } from './single-flight.js';
 import { type StoreGuard, UNAVAILABLE } from './store-guard.js';
 import { TransactionFrame } from './transaction.js';
 
-/** Test-only interleaving points (used to force races deterministically). @internal */
+/** Test-only interleaving points (used to force races deterministically). Not part of the stable API. */
 export interface EngineHooks {
   /** Awaited after a miss has read the database and before the fill is sent. */
   beforeFill?: (key: string) => Promise<void>;
+  /** Write-through: awaited after a writer announced its known rows, before its statement runs. */
+  afterIntent?: (table: string, pks: readonly string[]) => Promise<void>;
+  /** Awaited after a row-learning write committed, before its rows are published or evicted. */
+  beforePublish?: (table: string, pks: readonly string[]) => Promise<void>;
 }
 
 /** Everything an engine needs; assembled by `createCache`. */
@@ -45,8 +50,17 @@ export class Engine {
   private undeliveredEverything = false;
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelayMs = 100;
+  private readonly rows: RowCache;
 
   constructor(private readonly deps: EngineDeps) {
+    this.rows = new RowCache(deps, {
+      track: (promise) => this.track(promise),
+      isUndelivered: (tables) => this.isUndelivered(tables),
+      markUndelivered: (tables) => this.markUndelivered(tables),
+      invalidate: (tables) => this.invalidate(tables),
+      bump: (whole, queryOnly) => this.bump(whole, queryOnly),
+      fill: (table, key, value, ttlMs, guards) => this.fill(table, key, value, ttlMs, guards),
+    });
     deps.guard.onRecovery(() => {
       this.track(this.deliverUndelivered());
     });
@@ -66,13 +80,39 @@ export class Engine {
     return new TransactionFrame(parent);
   }
 
-  /** Publishes a committed frame: savepoints merge into their parent, the outermost invalidates. */
+  /**
+   * Publishes a committed frame: savepoints merge into their parent; the outermost evicts the
+   * rows it wrote and invalidates its tables' query entries (and row entries where rows are unknown).
+   */
   async commitTransaction(frame: TransactionFrame): Promise<void> {
     if (frame.parent) {
       frame.mergeIntoParent();
       return;
     }
-    await this.invalidate(frame.everything ? undefined : [...frame.tables]);
+    await this.rows.commit(frame);
+  }
+
+  /** The table `relation` names when its primary-key reads and writes use row entries. */
+  rowTable(relation: RelationName): RowTable | undefined {
+    return this.rows.table(relation);
+  }
+
+  /** Serves a primary-key read from row entries (see `RowReadRequest`). */
+  readRows<T>(request: RowReadRequest<T>): Promise<T> {
+    return this.rows.read(request);
+  }
+
+  /** Runs a write whose rows the adapter learns, then evicts or publishes exactly those rows. */
+  writeRows<T>(request: RowWriteRequest<T>): Promise<T> {
+    return this.rows.write(request);
+  }
+
+  /**
+   * Evicts one row entry (`values` in primary-key column order) and invalidates the table's query
+   * entries; for a table without row entries, invalidates the whole table.
+   */
+  invalidateRow(table: string, values: readonly unknown[]): Promise<void> {
+    return this.rows.invalidateRow(table, values);
   }
 
   /** Drops a rolled-back frame (a savepoint keeps only its evictions in the parent). */
@@ -153,9 +193,11 @@ export class Engine {
       const delivered = await this.bump(tables);
       scope.result(delivered ? 'ok' : 'bypass');
       if (!delivered) {
-        if (tables) for (const t of tables) this.undelivered.add(t);
-        else this.undeliveredEverything = true;
-        this.scheduleRetry();
+        if (tables) this.markUndelivered(tables);
+        else {
+          this.undeliveredEverything = true;
+          this.scheduleRetry();
+        }
       }
     });
   }
@@ -204,7 +246,7 @@ export class Engine {
     key: string,
     value: Buffer,
     ttlMs: number,
-    guards: { key: string; expected: number }[],
+    guards: CounterGuard[],
   ): Promise<void> {
     const hook = this.deps.hooks?.beforeFill;
     if (hook) await hook(key);
@@ -220,25 +262,43 @@ export class Engine {
       await this.invalidate(tables);
       return;
     }
-    if (tables) for (const t of tables) frame.tables.add(t);
-    else frame.everything = true;
+    if (tables) {
+      for (const t of tables) {
+        frame.tables.add(t);
+        frame.wholeTables.add(t);
+      }
+    } else frame.everything = true;
   }
 
-  private async bump(tables: readonly string[] | undefined): Promise<boolean> {
+  /**
+   * Bumps the query and row generations of `whole` tables and the query generation of `queryOnly`
+   * ones, or the namespace-wide generation when `whole` is undefined. False when undeliverable.
+   */
+  private async bump(whole: readonly string[] | undefined, queryOnly: readonly string[] = []): Promise<boolean> {
     const { keys, store, guard, telemetry, registry } = this.deps;
-    const counters = tables
-      ? tables.flatMap((id) => [keys.queryGeneration(id), keys.rowGeneration(id)])
+    const counters = whole
+      ? [
+          ...whole.flatMap((id) => [keys.queryGeneration(id), keys.rowGeneration(id)]),
+          ...queryOnly.map((id) => keys.queryGeneration(id)),
+        ]
       : [keys.globalGeneration()];
+    if (counters.length === 0) return true;
     // A counter that was lost restarts above any value it could have had (see docs/keys.md).
     const init = Date.now() * 1000;
     const done = await guard.run('invalidate', () => store.incr(counters, { init }));
     if (done === UNAVAILABLE) return false;
-    for (const id of tables ?? []) {
+    for (const id of whole ? [...whole, ...queryOnly] : []) {
       const table = registry.get(id);
       if (table) telemetry.invalidated(id, table.policy.pattern);
     }
-    if (!tables) telemetry.invalidated('*', 'cache-aside');
+    if (!whole) telemetry.invalidated('*', 'cache-aside');
     return true;
+  }
+
+  /** Records undeliverable whole-table invalidations; reads of them bypass until retried. */
+  private markUndelivered(tables: readonly string[]): void {
+    for (const t of tables) this.undelivered.add(t);
+    this.scheduleRetry();
   }
 
   private isUndelivered(tables: readonly string[]): boolean {

@@ -111,7 +111,8 @@ export class TableRegistry {
     return undefined;
   }
 
-  private resolve(rel: RelationName): BoundTable | undefined {
+  /** The table or view a SQL relation name refers to. */
+  resolve(rel: RelationName): BoundTable | undefined {
     const id = this.byRelation.get(relationKey(rel.schema === 'public' ? undefined : rel.schema, rel.name));
     return id === undefined ? undefined : this.byId.get(id);
   }

@@ -370,6 +370,89 @@ export function runStoreConformance(
       });
     });
 
+    describe('incrThenSetOrDeleteMany', () => {
+      const item = (counter: string, key: string, expected: number, byte?: number, ttlMs = LONG_TTL) => ({
+        counter,
+        key,
+        expected,
+        value: byte === undefined ? undefined : new Uint8Array([byte]),
+        ttlMs,
+      });
+
+      it('returns [] for no items', async () => {
+        expect(await store().incrThenSetOrDeleteMany([])).toEqual([]);
+      });
+
+      it('per item, writes when the incremented counter is the expected one and deletes otherwise', async () => {
+        const k = keyspace();
+        await store().set([{ key: k('e2'), value: new Uint8Array([7]), ttlMs: LONG_TTL }]);
+        await store().incr([k('c2')]);
+        const written = await store().incrThenSetOrDeleteMany([
+          item(k('c1'), k('e1'), 1, 1),
+          item(k('c2'), k('e2'), 1, 2),
+          item(k('c3'), k('e3'), 1, 3),
+        ]);
+        expect(written).toEqual([true, false, true]);
+        const [e1, e2, e3, c1, c2, c3] = await store().getMany([k('e1'), k('e2'), k('e3'), k('c1'), k('c2'), k('c3')]);
+        expect(Array.from(e1!)).toEqual([1]);
+        expect(e2).toBeNull();
+        expect(Array.from(e3!)).toEqual([3]);
+        expect([readCounter(c1), readCounter(c2), readCounter(c3)]).toEqual([1, 2, 1]);
+      });
+
+      it('always deletes and still increments an item without a value', async () => {
+        const k = keyspace();
+        await store().set([{ key: k('e'), value: new Uint8Array([1]), ttlMs: LONG_TTL }]);
+        expect(await store().incrThenSetOrDeleteMany([item(k('c'), k('e'), 1)])).toEqual([false]);
+        const [e, c] = await store().getMany([k('e'), k('c')]);
+        expect(e).toBeNull();
+        expect(readCounter(c)).toBe(1);
+      });
+
+      it('applies init and the counter ttlMs to missing counters, the entry its own TTL', async () => {
+        const k = keyspace();
+        const init = Date.now() * 1000;
+        expect(
+          await store().incrThenSetOrDeleteMany([item(k('c'), k('e'), init + 1, 1, SHORT_TTL)], {
+            init,
+            ttlMs: SHORT_TTL,
+          }),
+        ).toEqual([true]);
+        expect(await counter(k('c'))).toBe(init + 1);
+        await elapse(PAST_SHORT_TTL);
+        expect(await store().getMany([k('c'), k('e')])).toEqual([null, null]);
+      });
+
+      it("with expected 'created', writes only when the increment created the counter", async () => {
+        const k = keyspace();
+        await store().incr([k('c2')], { init: 1000 });
+        const created = { expected: 'created' as const, value: new Uint8Array([9]), ttlMs: LONG_TTL };
+        const written = await store().incrThenSetOrDeleteMany(
+          [
+            { counter: k('c1'), key: k('e1'), ...created },
+            { counter: k('c2'), key: k('e2'), ...created },
+          ],
+          { init: 1000 },
+        );
+        expect(written).toEqual([true, false]);
+        expect(await store().incrThenSetOrDeleteMany([{ counter: k('c1'), key: k('e1'), ...created }])).toEqual([
+          false,
+        ]);
+        const [e1, e2, c1, c2] = await store().getMany([k('e1'), k('e2'), k('c1'), k('c2')]);
+        expect([e1, e2]).toEqual([null, null]);
+        expect([readCounter(c1), readCounter(c2)]).toEqual([1002, 1002]);
+      });
+
+      it('handles more items than fit one script call, in order', async () => {
+        const k = keyspace();
+        const items = Array.from({ length: 600 }, (_, i) => item(k(`c${i}`), k(`e${i}`), i % 3 === 0 ? 1 : 2, i % 256));
+        const written = await store().incrThenSetOrDeleteMany(items);
+        expect(written).toEqual(items.map((_, i) => i % 3 === 0));
+        const values = await store().getMany([k('e0'), k('e1'), k('e599')]);
+        expect(values.map((v) => (v ? Array.from(v) : null))).toEqual([[0], null, null]);
+      });
+    });
+
     describe('setIfAbsent', () => {
       const entry = (key: string, byte: number, ttlMs = LONG_TTL) => ({ key, value: new Uint8Array([byte]), ttlMs });
 

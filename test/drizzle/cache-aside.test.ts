@@ -3,8 +3,8 @@ import { drizzle } from 'drizzle-orm/node-postgres';
 import type { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { cacheable, withCache } from '../../adapters/drizzle/index.js';
-import { redisStore } from '../../stores/redis.js';
 import { createCache, definePolicy, type TableCache } from '../../src/index.js';
+import { redisStore } from '../../stores/redis.js';
 import * as schema from '../fixtures/shop-schema.js';
 import { SHOP_DDL } from '../fixtures/shop-schema.js';
 import { countQueries, type IsolatedDatabase, isolatedDatabase } from '../support/pg.js';
@@ -107,7 +107,9 @@ describe('cache-aside reads', () => {
   it('runs concurrent identical misses once (single-flight)', async () => {
     const { db, queries } = instance();
     queries.reset();
-    const results = await Promise.all(Array.from({ length: 20 }, () => db.select().from(products).orderBy(products.id)));
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () => db.select().from(products).orderBy(products.id)),
+    );
     expect(queries.count).toBe(1);
     for (const r of results) expect(r).toEqual(results[0]);
     results[0]?.pop();
@@ -155,7 +157,11 @@ describe('cache-aside reads', () => {
         .select({ name: users.name })
         .from(users)
         .where(inArray(users.id, db.select({ id: orders.userId }).from(orders).where(gt(orders.qty, 1))));
-    const union = () => db.select({ n: users.name }).from(users).union(db.select({ n: products.title }).from(products));
+    const union = () =>
+      db
+        .select({ n: users.name })
+        .from(users)
+        .union(db.select({ n: products.title }).from(products));
     const cte = db.$with('big').as(db.select().from(products).where(gt(products.price, '5')));
     const withCte = () => db.with(cte).select().from(cte);
     const count = () => db.$count(orders);
@@ -266,7 +272,10 @@ describe('cache-aside writes', () => {
 
   it('surfaces database errors unchanged in kind (DrizzleQueryError with the driver error as cause)', async () => {
     const { db } = instance();
-    const error = await db.insert(products).values({ id: 1, title: 'dup', price: '1' }).catch((e: unknown) => e);
+    const error = await db
+      .insert(products)
+      .values({ id: 1, title: 'dup', price: '1' })
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(Error);
     expect((error as { cause?: { code?: string } }).cause?.code).toBe('23505');
   });

@@ -5,8 +5,8 @@ import { PgDialect } from 'drizzle-orm/pg-core';
 import { drizzle } from 'drizzle-orm/pglite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withCache } from '../../adapters/drizzle/index.js';
-import { memoryStore } from '../../stores/memory.js';
 import { createCache, definePolicy } from '../../src/index.js';
+import { memoryStore } from '../../stores/memory.js';
 import * as schema from '../fixtures/shop-schema.js';
 import { SHOP_DDL } from '../fixtures/shop-schema.js';
 
@@ -68,7 +68,11 @@ describe('PGlite and the memory store (the embedded default)', () => {
     const raw = drizzle(client, { schema });
     const cache = createCache({
       store: memoryStore(),
-      policy: definePolicy<typeof schema>({ namespace: 'scoped', version: 1, tables: { users: { pattern: 'cache-aside' } } }),
+      policy: definePolicy<typeof schema>({
+        namespace: 'scoped',
+        version: 1,
+        tables: { users: { pattern: 'cache-aside' } },
+      }),
       scope: () => tenant.getStore(),
     });
     const db = withCache(raw, cache);

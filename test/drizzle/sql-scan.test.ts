@@ -139,10 +139,9 @@ const VIEW_BASES: Record<string, string[]> = {
 async function expectPlanCovered(query: string, params: unknown[]): Promise<void> {
   const c = classifyStatement(query);
   const ours = new Set(
-    [...c.reads.relations, ...c.writes].map((q) => `${q.schema ?? 'public'}.${q.name}`).flatMap((n) => [
-      n,
-      ...(VIEW_BASES[n] ?? []),
-    ]),
+    [...c.reads.relations, ...c.writes]
+      .map((q) => `${q.schema ?? 'public'}.${q.name}`)
+      .flatMap((n) => [n, ...(VIEW_BASES[n] ?? [])]),
   );
   const planned = await planRelations(query, params);
   for (const rel of planned) expect(ours, `${rel} is missing for: ${query}`).toContain(rel);
@@ -252,6 +251,11 @@ const drizzleCases: Case[] = [
     name: 'union()',
     q: q(union(db.select({ id: users.id }).from(users), db.select({ id: posts.id }).from(posts))),
     reads: ['sqlscan_posts', 'sqlscan_users'],
+  },
+  {
+    name: 'unionAll()',
+    q: q(unionAll(db.select({ id: users.id }).from(users), db.select({ id: u2.id }).from(u2))),
+    reads: ['sqlscan_users'],
   },
   {
     name: 'unionAll chained',
@@ -396,7 +400,11 @@ const drizzleCases: Case[] = [
 ];
 
 const rawCases: Case[] = [
-  { name: 'line comment hides a FROM', q: raw('select 1 -- from "hidden"\nfrom sqlscan_users'), reads: ['sqlscan_users'] },
+  {
+    name: 'line comment hides a FROM',
+    q: raw('select 1 -- from "hidden"\nfrom sqlscan_users'),
+    reads: ['sqlscan_users'],
+  },
   {
     name: 'nested block comment hides a JOIN',
     q: raw('select * from sqlscan_users /* join "a" /* nested */ join "b" */ where id = 1'),
@@ -464,13 +472,38 @@ const rawCases: Case[] = [
     ),
     reads: ['sqlscan_memberships', 'sqlscan_posts', 'sqlscan_users', 'sqlscan_x'],
   },
-  { name: 'only and inheritance star', q: raw('select * from only sqlscan_users, sqlscan_posts *'), reads: ['sqlscan_posts', 'sqlscan_users'] },
+  {
+    name: 'nested parenthesised join trees',
+    q: raw(
+      'select * from ((sqlscan_users u join sqlscan_posts p on true) join (((select 1 as id) s join sqlscan_x using (id))) on true)',
+    ),
+    reads: ['sqlscan_posts', 'sqlscan_users', 'sqlscan_x'],
+  },
+  {
+    name: 'parenthesised set operation in FROM',
+    q: raw('select * from ((select id from sqlscan_users) union (select id from sqlscan_x)) s'),
+    reads: ['sqlscan_users', 'sqlscan_x'],
+  },
+  {
+    name: 'function-style casts to types',
+    q: raw('select date(now()), text(id), int8(org_id) from sqlscan_users'),
+    reads: ['sqlscan_users'],
+  },
+  {
+    name: 'only and inheritance star',
+    q: raw('select * from only sqlscan_users, sqlscan_posts *'),
+    reads: ['sqlscan_posts', 'sqlscan_users'],
+  },
   {
     name: 'set operations without parentheses',
     q: raw('select id from sqlscan_users union all select id from sqlscan_posts except select id from sqlscan_x'),
     reads: ['sqlscan_posts', 'sqlscan_users', 'sqlscan_x'],
   },
-  { name: 'TABLE statement and TABLE in a union', q: raw('table sqlscan_mat_view union table sqlscan_x'), reads: ['sqlscan_mat_view', 'sqlscan_x'] },
+  {
+    name: 'TABLE statement and TABLE in a union',
+    q: raw('table sqlscan_mat_view union table sqlscan_x'),
+    reads: ['sqlscan_mat_view', 'sqlscan_x'],
+  },
   { name: 'VALUES', q: raw('values (1, 2), (3, 4)'), reads: [] },
   { name: 'VALUES in FROM', q: raw('select * from (values (1), (2)) as v(a)'), reads: [] },
   {
@@ -572,22 +605,50 @@ const rawCases: Case[] = [
     reads: [],
     complete: false,
   },
-  { name: 'ROWS FROM', q: raw('select * from rows from (generate_series(1, 2), generate_series(3, 4))'), reads: [], complete: false },
-  { name: 'TABLESAMPLE', q: raw('select * from sqlscan_users tablesample bernoulli (10)'), reads: ['sqlscan_users'], complete: false },
+  {
+    name: 'ROWS FROM',
+    q: raw('select * from rows from (generate_series(1, 2), generate_series(3, 4))'),
+    reads: [],
+    complete: false,
+  },
+  {
+    name: 'TABLESAMPLE',
+    q: raw('select * from sqlscan_users tablesample bernoulli (10) repeatable (1)'),
+    reads: ['sqlscan_users'],
+    complete: false,
+  },
   {
     name: 'xmltable',
     q: raw(`select * from xmltable('/r' passing ('<r/>'::xml) columns a int path 'a')`),
     reads: [],
     complete: false,
   },
-  { name: 'lateral function join', q: raw('select * from sqlscan_users cross join lateral generate_series(1, id) g'), reads: ['sqlscan_users'], complete: false },
+  {
+    name: 'lateral function join',
+    q: raw('select * from sqlscan_users cross join lateral generate_series(1, id) g'),
+    reads: ['sqlscan_users'],
+    complete: false,
+  },
   { name: 'FROM current_date', q: raw('select * from current_date'), reads: [], complete: false },
   { name: 'FROM $1', q: raw('select * from $1'), reads: [], complete: false, explain: false },
-  { name: 'user function call', q: raw('select sqlscan_fn(id) from sqlscan_users'), reads: ['sqlscan_users'], complete: false },
+  {
+    name: 'user function call',
+    q: raw('select sqlscan_fn(id) from sqlscan_users'),
+    reads: ['sqlscan_users'],
+    complete: false,
+  },
   { name: 'schema-qualified user function', q: raw('select public.sqlscan_fn(1)'), reads: [], complete: false },
   { name: 'nextval', q: raw(`select nextval('sqlscan_seq')`), reads: [], complete: false },
-  { name: 'built-in functions only', q: raw('select lower(name), coalesce(org_id, 0), now() from sqlscan_users'), reads: ['sqlscan_users'] },
-  { name: 'pg_catalog-qualified built-in', q: raw('select pg_catalog.lower(name) from sqlscan_users'), reads: ['sqlscan_users'] },
+  {
+    name: 'built-in functions only',
+    q: raw('select lower(name), coalesce(org_id, 0), now() from sqlscan_users'),
+    reads: ['sqlscan_users'],
+  },
+  {
+    name: 'pg_catalog-qualified built-in',
+    q: raw('select pg_catalog.lower(name) from sqlscan_users'),
+    reads: ['sqlscan_users'],
+  },
   {
     name: 'plain string with a backslash (depends on standard_conforming_strings)',
     q: raw(`select 'a\\b' from sqlscan_users`),
@@ -600,7 +661,13 @@ const rawCases: Case[] = [
     reads: ['sqlscan_!00DCni'],
     complete: false,
   },
-  { name: 'unbalanced parentheses', q: raw('select * from (select * from sqlscan_users'), reads: ['sqlscan_users'], complete: false, explain: false },
+  {
+    name: 'unbalanced parentheses',
+    q: raw('select * from (select * from sqlscan_users'),
+    reads: ['sqlscan_users'],
+    complete: false,
+    explain: false,
+  },
   { name: 'unterminated string', q: raw(`select 'abc from sqlscan_users`), reads: [], complete: false, explain: false },
   {
     name: 'three-part name',
@@ -610,7 +677,9 @@ const rawCases: Case[] = [
   },
   {
     name: 'semicolons separate statements; CTE scope ends at the semicolon',
-    q: raw('with sqlscan_x as (select 1) select * from sqlscan_x; select \';\' from sqlscan_x; select 1 from sqlscan_users'),
+    q: raw(
+      "with sqlscan_x as (select 1) select * from sqlscan_x; select ';' from sqlscan_x; select 1 from sqlscan_users",
+    ),
     reads: ['sqlscan_users', 'sqlscan_x'],
     ctes: ['sqlscan_x'],
     explain: false,
@@ -662,23 +731,42 @@ describe('classifyStatement', () => {
     locking?: boolean;
   }[] = [
     { sql: 'select * from sqlscan_users', kind: 'read', reads: ['sqlscan_users'] },
-    { sql: '(select 1 from sqlscan_users) union (select 2 from sqlscan_x)', kind: 'read', reads: ['sqlscan_users', 'sqlscan_x'] },
+    {
+      sql: '(select 1 from sqlscan_users) union (select 2 from sqlscan_x)',
+      kind: 'read',
+      reads: ['sqlscan_users', 'sqlscan_x'],
+    },
     { sql: 'with a as (select * from sqlscan_users) select * from a', kind: 'read', reads: ['sqlscan_users'] },
     { sql: 'values (1)', kind: 'read', reads: [] },
     { sql: 'table sqlscan_users', kind: 'read', reads: ['sqlscan_users'] },
     { sql: 'show search_path', kind: 'read', reads: [] },
-    { sql: 'select * from sqlscan_users where id = 1 for update', kind: 'read', reads: ['sqlscan_users'], locking: true },
+    {
+      sql: 'select * from sqlscan_users where id = 1 for update',
+      kind: 'read',
+      reads: ['sqlscan_users'],
+      locking: true,
+    },
     { sql: 'select * from sqlscan_users for no key update of sqlscan_users skip locked', kind: 'read', locking: true },
     { sql: 'select * from sqlscan_users for key share', kind: 'read', locking: true },
     { sql: 'select * from (select * from sqlscan_users for share) s', kind: 'read', locking: true },
-    { sql: 'insert into sqlscan_users (name) values ($1) returning id', kind: 'write', writes: ['sqlscan_users'], reads: [] },
+    {
+      sql: 'insert into sqlscan_users (name) values ($1) returning id',
+      kind: 'write',
+      writes: ['sqlscan_users'],
+      reads: [],
+    },
     {
       sql: 'insert into sqlscan_posts as p (title) select name from sqlscan_users on conflict (id) do update set title = excluded.title',
       kind: 'write',
       writes: ['sqlscan_posts'],
       reads: ['sqlscan_users'],
     },
-    { sql: 'update only sqlscan_users u set name = $1 where u.id = $2', kind: 'write', writes: ['sqlscan_users'], reads: [] },
+    {
+      sql: 'update only sqlscan_users u set name = $1 where u.id = $2',
+      kind: 'write',
+      writes: ['sqlscan_users'],
+      reads: [],
+    },
     {
       sql: 'update sqlscan_users set name = p.title from sqlscan_posts p where p.author_id = sqlscan_users.id',
       kind: 'write',
@@ -711,14 +799,23 @@ describe('classifyStatement', () => {
       kind: 'write',
       writes: ['sqlscan_posts', 'sqlscan_x'],
     },
-    { sql: 'truncate table sqlscan_users, only sqlscan_posts restart identity', kind: 'write', writes: ['sqlscan_posts', 'sqlscan_users'] },
+    {
+      sql: 'truncate table sqlscan_users, only sqlscan_posts restart identity',
+      kind: 'write',
+      writes: ['sqlscan_posts', 'sqlscan_users'],
+    },
     { sql: 'truncate sqlscan_users cascade', kind: 'write', writes: ['sqlscan_users'], writesComplete: false },
     { sql: 'copy sqlscan_users (id, name) from stdin', kind: 'write', writes: ['sqlscan_users'] },
     { sql: 'copy sqlscan_users to stdout', kind: 'other', reads: ['sqlscan_users'] },
     { sql: 'copy (select * from sqlscan_posts) to stdout', kind: 'other', reads: ['sqlscan_posts'] },
     { sql: 'refresh materialized view concurrently sqlscan_mat_view', kind: 'write', writes: ['sqlscan_mat_view'] },
     { sql: 'alter table "sqlscan_x" add column y int', kind: 'write', writes: ['sqlscan_x'], writesComplete: false },
-    { sql: 'drop table if exists sqlscan_x, sqlscan_app.orgs cascade', kind: 'write', writes: ['sqlscan_app.orgs', 'sqlscan_x'], writesComplete: false },
+    {
+      sql: 'drop table if exists sqlscan_x, sqlscan_app.orgs cascade',
+      kind: 'write',
+      writes: ['sqlscan_app.orgs', 'sqlscan_x'],
+      writesComplete: false,
+    },
     {
       sql: 'create table if not exists sqlscan_new as select * from sqlscan_users',
       kind: 'write',
@@ -726,12 +823,23 @@ describe('classifyStatement', () => {
       writesComplete: false,
       reads: ['sqlscan_users'],
     },
-    { sql: 'create unique index concurrently if not exists i on only sqlscan_x (id)', kind: 'write', writes: ['sqlscan_x'], writesComplete: false },
+    {
+      sql: 'create unique index concurrently if not exists i on only sqlscan_x (id)',
+      kind: 'write',
+      writes: ['sqlscan_x'],
+      writesComplete: false,
+    },
     { sql: 'grant select on sqlscan_x to public', kind: 'write', writes: [], writesComplete: false },
     { sql: 'do $$ begin delete from sqlscan_x; end $$', kind: 'write', writes: [], writesComplete: false },
     { sql: 'call some_proc()', kind: 'write', writes: [], writesComplete: false },
     { sql: 'execute prepared_thing(1)', kind: 'write', writes: [], writesComplete: false },
-    { sql: 'select * into temp sqlscan_tmp from sqlscan_users', kind: 'write', writes: ['sqlscan_tmp'], writesComplete: false, reads: ['sqlscan_users'] },
+    {
+      sql: 'select * into temp sqlscan_tmp from sqlscan_users',
+      kind: 'write',
+      writes: ['sqlscan_tmp'],
+      writesComplete: false,
+      reads: ['sqlscan_users'],
+    },
     { sql: 'explain select * from sqlscan_users', kind: 'other' },
     { sql: 'explain (analyze, buffers) delete from sqlscan_x', kind: 'write', writes: ['sqlscan_x'] },
     { sql: 'lock table sqlscan_users in exclusive mode', kind: 'other', locking: true },
@@ -754,10 +862,24 @@ describe('classifyStatement', () => {
     ].map((s) => ({ sql: s, kind: 'other' as const, writes: [], reads: [] })),
     { sql: 'begin; select * from sqlscan_users; commit', kind: 'read', reads: ['sqlscan_users'] },
     { sql: 'set x.y = 1; select * from sqlscan_users', kind: 'read', reads: ['sqlscan_users'] },
-    { sql: 'select * from sqlscan_users; delete from sqlscan_x;', kind: 'write', writes: ['sqlscan_x'], reads: ['sqlscan_users'] },
+    {
+      sql: 'select * from sqlscan_users; delete from sqlscan_x;',
+      kind: 'write',
+      writes: ['sqlscan_x'],
+      reads: ['sqlscan_users'],
+    },
     { sql: "select ';delete from sqlscan_x' from sqlscan_users", kind: 'read', writes: [] },
     { sql: '-- only a comment\n;;', kind: 'other', writes: [], reads: [] },
     { sql: 'frobnicate sqlscan_users', kind: 'write', writes: [], writesComplete: false },
+    {
+      // With standard_conforming_strings off this is one string followed by a DELETE.
+      sql: "select 'x\\' , '; delete from sqlscan_x; --' from sqlscan_users",
+      kind: 'write',
+      writes: [],
+      writesComplete: false,
+      reads: ['sqlscan_users'],
+    },
+    { sql: "select E'x\\' , '; delete from sqlscan_x; --' from sqlscan_users", kind: 'write', writes: ['sqlscan_x'] },
   ];
   for (const c of cases) {
     it(`${c.kind}: ${c.sql.replace(/\s+/g, ' ')}`, () => {
@@ -770,17 +892,65 @@ describe('classifyStatement', () => {
     });
   }
 
+  it('a call to an unknown function makes the statement a possible write', () => {
+    const r = classifyStatement('select sqlscan_fn(id) from sqlscan_users');
+    expect(r).toMatchObject({ kind: 'write', writes: [], writesComplete: false, unknownFunctions: ['sqlscan_fn'] });
+    expect(r.reads).toEqual({ relations: [{ name: 'sqlscan_users' }], ctes: [], complete: false });
+    expect(classifyStatement(`select nextval('sqlscan_seq')`)).toMatchObject({
+      kind: 'write',
+      writesComplete: false,
+      unknownFunctions: ['nextval'],
+    });
+    expect(classifyStatement('select * from public.sqlscan_srf()').unknownFunctions).toEqual(['public.sqlscan_srf']);
+    expect(classifyStatement('select * from sqlscan_users where id = "Weird"(1)').unknownFunctions).toEqual(['Weird']);
+    // Built-ins in FROM leave the reads incomplete but are not writes.
+    const series = classifyStatement('select * from generate_series(1, 3)');
+    expect(series).toMatchObject({ kind: 'read', writesComplete: true, unknownFunctions: [] });
+    expect(series.reads.complete).toBe(false);
+    // Parentheses after statement keywords, types and targets are not calls.
+    for (const text of [
+      'select * from sqlscan_users tablesample system (10) repeatable (42)',
+      'copy (select 1) to stdout',
+      'explain (costs off) select 1',
+      'vacuum (verbose) sqlscan_users',
+      'prepare p1 (int) as select * from sqlscan_users where id = $1',
+      'insert into sqlscan_users (id) values (1)',
+      `select '1'::numeric(4), cast(1 as varchar(3)) as "x"(y)`,
+    ]) {
+      expect(classifyStatement(text).unknownFunctions, text).toEqual([]);
+    }
+  });
+
+  it('safeFunctions declares functions that touch no relation', () => {
+    const text = 'select my_pure(id), "MyPure"(1), util.f(2) from sqlscan_users';
+    expect(classifyStatement(text).unknownFunctions.sort()).toEqual(['MyPure', 'my_pure', 'util.f']);
+    const r = classifyStatement(text, { safeFunctions: ['my_pure', 'MyPure', 'util.f'] });
+    expect(r).toMatchObject({ kind: 'read', writesComplete: true, unknownFunctions: [] });
+    expect(r.reads.complete).toBe(true);
+    expect(scanReads(text, { safeFunctions: ['my_pure', 'MyPure', 'util.f'] }).complete).toBe(true);
+  });
+
   it('classifies Drizzle writes with their targets', () => {
     const insert = classifyStatement(q(db.insert(users).values({ name: 'a' }).returning()).sql);
     expect(insert).toMatchObject({ kind: 'write', writesComplete: true, locking: false });
     expect(names(insert.writes)).toEqual(['sqlscan_users']);
     const upsert = classifyStatement(
-      q(db.insert(orgs).values({ name: 'a' }).onConflictDoUpdate({ target: orgs.id, set: { name: 'b' } })).sql,
+      q(
+        db
+          .insert(orgs)
+          .values({ name: 'a' })
+          .onConflictDoUpdate({ target: orgs.id, set: { name: 'b' } }),
+      ).sql,
     );
     expect(names(upsert.writes)).toEqual(['sqlscan_app.orgs']);
     const withUpdate = classifyStatement(
-      q(db.with(wUsers).update(users).set({ name: 'y' }).where(inArray(users.id, db.select({ id: wUsers.id }).from(wUsers))))
-        .sql,
+      q(
+        db
+          .with(wUsers)
+          .update(users)
+          .set({ name: 'y' })
+          .where(inArray(users.id, db.select({ id: wUsers.id }).from(wUsers))),
+      ).sql,
     );
     expect(withUpdate.kind).toBe('write');
     expect(names(withUpdate.writes)).toEqual(['sqlscan_users']);
@@ -804,6 +974,136 @@ function rng(seed: number): () => number {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
+
+/**
+ * Generates random valid queries over the test tables, remembering which tables it used, so the
+ * scan can be checked for exact equality and PostgreSQL can check that the SQL is real.
+ */
+class QueryGenerator {
+  private aliasCount = 0;
+  private cteCount = 0;
+  readonly used = new Set<string>();
+  constructor(private readonly next: () => number) {}
+
+  private pick<T>(items: readonly T[]): T {
+    return items[Math.floor(this.next() * items.length)] as T;
+  }
+
+  private kw(word: string): string {
+    return this.next() < 0.3 ? word.toUpperCase() : word;
+  }
+
+  /** Whitespace, sometimes with a comment that mentions a relation that must not be reported. */
+  private ws(): string {
+    const r = this.next();
+    if (r < 0.05) return ' /* from sqlscan_secret join "sqlscan_secret" */ ';
+    if (r < 0.1) return ' -- from sqlscan_secret\n';
+    return ' ';
+  }
+
+  private table(): string {
+    const [expected, spellings] = this.pick([
+      ['sqlscan_users', ['sqlscan_users', '"sqlscan_users"', 'SQLSCAN_USERS', 'public.sqlscan_users']],
+      ['sqlscan_posts', ['sqlscan_posts', '"sqlscan_posts"']],
+      ['sqlscan_x', ['sqlscan_x', 'ONLY sqlscan_x', 'sqlscan_x *']],
+      ['sqlscan_app.orgs', ['sqlscan_app.orgs', '"sqlscan_app"."orgs"', 'sqlscan_app . "orgs"']],
+    ] as const);
+    const spelling = this.pick(spellings);
+    this.used.add(spelling === 'public.sqlscan_users' ? 'public.sqlscan_users' : expected);
+    return spelling;
+  }
+
+  private alias(): string {
+    const name = `a${this.aliasCount++}`;
+    return this.pick([` ${name}`, ` as ${name}`, ` "${name}"`]);
+  }
+
+  private fromItem(depth: number, ctes: string[]): string {
+    const r = this.next();
+    if (depth > 2 || r < 0.4) {
+      if (ctes.length > 0 && this.next() < 0.3) return `${this.pick(ctes)}${this.alias()}`;
+      return `${this.table()}${this.alias()}`;
+    }
+    if (r < 0.6) return `(${this.query(depth + 1, ctes)})${this.alias()}`;
+    if (r < 0.7) return `${this.kw('lateral')} (${this.query(depth + 1, ctes)})${this.alias()}`;
+    return `(${this.joinChain(depth + 1, ctes)})`;
+  }
+
+  private joinChain(depth: number, ctes: string[]): string {
+    let out = this.fromItem(depth, ctes);
+    const n = 1 + Math.floor(this.next() * 2);
+    for (let k = 0; k < n; k++) {
+      const kind = this.pick(['join', 'inner join', 'left join', 'left outer join', 'right join', 'full join']);
+      if (this.next() < 0.2) out += `${this.ws()}${this.kw('cross join')} ${this.fromItem(depth, ctes)}`;
+      else out += `${this.ws()}${this.kw(kind)} ${this.fromItem(depth, ctes)} ${this.kw('on')} true`;
+    }
+    return out;
+  }
+
+  private fromClause(depth: number, ctes: string[]): string {
+    const items = [this.next() < 0.5 ? this.joinChain(depth, ctes) : this.fromItem(depth, ctes)];
+    while (this.next() < 0.3) items.push(this.fromItem(depth, ctes));
+    // After a JOIN ... ON, a comma still continues the FROM list.
+    return items.join(`,${this.ws()}`);
+  }
+
+  private condition(depth: number, ctes: string[]): string {
+    if (depth > 2) return 'true';
+    return this.pick([
+      () => `${this.kw('exists')} (${this.query(depth + 1, ctes)})`,
+      () => `1 ${this.kw('in')} (${this.query(depth + 1, ctes)})`,
+      () => `1 = ${this.kw('any')}(${this.kw('array')}(${this.query(depth + 1, ctes)}))`,
+      () => `'from sqlscan_secret' ${this.kw('is not distinct from')} 'x'`,
+      () => 'true',
+    ])();
+  }
+
+  private simple(depth: number, ctes: string[]): string {
+    const value =
+      depth < 3 && this.next() < 0.2 ? `(${this.kw('select')} count(*) ${this.kw('from')} ${this.table()})` : '1';
+    let out = `${this.kw('select')} ${value} ${this.kw('as')} id${this.ws()}${this.kw('from')} ${this.fromClause(depth, ctes)}`;
+    if (this.next() < 0.5) out += `${this.ws()}${this.kw('where')} ${this.condition(depth, ctes)}`;
+    return out;
+  }
+
+  query(depth: number, visible: string[]): string {
+    let ctes = visible;
+    let prefix = '';
+    if (depth < 2 && this.next() < 0.25) {
+      const defs: string[] = [];
+      ctes = [...visible];
+      const n = 1 + Math.floor(this.next() * 2);
+      for (let k = 0; k < n; k++) {
+        const name = `c${this.cteCount++}`;
+        defs.push(`${name} ${this.kw('as')} (${this.simple(depth + 1, ctes)})`);
+        ctes.push(name);
+      }
+      prefix = `${this.kw('with')} ${defs.join(', ')} `;
+    }
+    const r = this.next();
+    if (depth < 2 && r < 0.15) {
+      const op = this.pick(['union', 'union all', 'intersect', 'except', 'except all']);
+      return `${prefix}(${this.simple(depth, ctes)}) ${this.kw(op)} (${this.simple(depth, ctes)})`;
+    }
+    if (depth < 2 && r < 0.25)
+      return `${prefix}${this.simple(depth, ctes)} ${this.kw('union')} ${this.simple(depth, ctes)}`;
+    return `${prefix}${this.simple(depth, ctes)}`;
+  }
+}
+
+describe('generated queries', () => {
+  it('report exactly the tables they use, and PostgreSQL plans nothing else', async () => {
+    const next = rng(2024);
+    for (let n = 0; n < 400; n++) {
+      const gen = new QueryGenerator(next);
+      const text = gen.query(0, []);
+      const scan = scanReads(text);
+      expect(scan.complete, text).toBe(true);
+      expect(names(scan.relations), text).toEqual([...gen.used].sort());
+      await expectPlanCovered(text, []);
+    }
+  });
+});
 
 describe('robustness', () => {
   const fragments = [
@@ -863,7 +1163,8 @@ describe('robustness', () => {
     for (let n = 0; n < 3000; n++) {
       const len = Math.floor(next() * 40);
       let text = '';
-      for (let k = 0; k < len; k++) text += `${fragments[Math.floor(next() * fragments.length)]}${next() < 0.7 ? ' ' : ''}`;
+      for (let k = 0; k < len; k++)
+        text += `${fragments[Math.floor(next() * fragments.length)]}${next() < 0.7 ? ' ' : ''}`;
       const r = classifyStatement(text);
       expect(['read', 'write', 'other']).toContain(r.kind);
       expect(typeof r.reads.complete).toBe('boolean');

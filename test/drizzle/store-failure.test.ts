@@ -3,8 +3,8 @@ import { drizzle } from 'drizzle-orm/node-postgres';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { withCache } from '../../adapters/drizzle/index.js';
-import { redisStore } from '../../stores/redis.js';
 import { type CacheError, createCache, definePolicy } from '../../src/index.js';
+import { redisStore } from '../../stores/redis.js';
 import * as schema from '../fixtures/shop-schema.js';
 import { SHOP_DDL } from '../fixtures/shop-schema.js';
 import { type IsolatedDatabase, isolatedDatabase } from '../support/pg.js';
@@ -90,7 +90,11 @@ describe('a failing store never fails a query', () => {
   it('never serves a stale row after recovery, although the invalidation was lost during the outage', async () => {
     const reader = setup();
     // The writer's connection fails fast while Redis itself (and the stale entry in it) lives on.
-    const writerClient = new Redis(server.url, { enableOfflineQueue: false, maxRetriesPerRequest: 0, lazyConnect: true });
+    const writerClient = new Redis(server.url, {
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 0,
+      lazyConnect: true,
+    });
     writerClient.on('error', () => {});
     await writerClient.connect();
     const writerCache = createCache({

@@ -3,8 +3,8 @@ import { pgTable, text } from 'drizzle-orm/pg-core';
 import pg from 'pg';
 import { afterAll, describe, expect, expectTypeOf, it } from 'vitest';
 import { withCache } from '../../adapters/drizzle/index.js';
-import { memoryStore } from '../../stores/memory.js';
 import { createCache, definePolicy, PolicyError } from '../../src/index.js';
+import { memoryStore } from '../../stores/memory.js';
 import * as schema from '../fixtures/shop-schema.js';
 import { databaseUrl } from '../support/pg.js';
 

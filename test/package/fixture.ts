@@ -27,13 +27,16 @@ export function buildPackageFixture(): PackageFixture {
   mkdirSync(pkgDir);
   mkdirSync(join(consumerDir, 'node_modules'), { recursive: true });
 
-  execFileSync('npx', ['tsup', '--out-dir', join(pkgDir, 'dist'), '--silent'], { cwd: repoRoot, stdio: 'pipe' });
+  try {
+    execFileSync('npx', ['tsup', '--out-dir', join(pkgDir, 'dist'), '--silent'], { cwd: repoRoot, stdio: 'pipe' });
+  } catch (error) {
+    rmSync(root, { recursive: true, force: true });
+    throw error;
+  }
   copyFileSync(join(repoRoot, 'package.json'), join(pkgDir, 'package.json'));
   // The built code resolves its own dependencies (yaml, ioredis, drizzle-orm...) from here.
   symlinkSync(join(repoRoot, 'node_modules'), join(pkgDir, 'node_modules'), 'dir');
   symlinkSync(pkgDir, join(consumerDir, 'node_modules', 'tablecache'), 'dir');
-  // Like any Node project using the package, the consumer has @types/node.
-  symlinkSync(join(repoRoot, 'node_modules', '@types'), join(consumerDir, 'node_modules', '@types'), 'dir');
   writeFileSync(join(consumerDir, 'package.json'), JSON.stringify({ name: 'consumer', private: true, type: 'module' }));
 
   return { pkgDir, consumerDir, dispose: () => rmSync(root, { recursive: true, force: true }) };

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { type SQL, sql } from 'drizzle-orm';
+import type { SQL } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
 import { DEFAULT_DATABASE_URL } from './services.js';
@@ -57,7 +57,8 @@ export function countQueries(pool: pg.Pool): { readonly count: number; reset(): 
     const original = client.query.bind(client) as (...args: unknown[]) => unknown;
     (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
       count++;
-      if (process.env.DEBUG_QUERIES) console.log("QUERY", String((args[0] as { text?: string })?.text ?? args[0]).slice(0, 120));
+      if (process.env.DEBUG_QUERIES)
+        console.log('QUERY', String((args[0] as { text?: string })?.text ?? args[0]).slice(0, 120));
       return original(...args);
     };
   });

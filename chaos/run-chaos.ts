@@ -1,0 +1,293 @@
+import { randomBytes } from 'node:crypto';
+import { drizzle } from 'drizzle-orm/node-postgres';
+import { Cluster, Redis } from 'ioredis';
+import { withCache } from '../adapters/drizzle/index.js';
+import { type CacheStats, createCache, type Duration, type Pattern } from '../src/index.js';
+import { redisStore } from '../stores/redis.js';
+import { type CheckReport, checkHistory } from './checker.js';
+import { type ChaosDatabase, createDatabase } from './database.js';
+import { FAULT_KINDS, type FaultEvent, FaultInjector, type FaultKind } from './faults.js';
+import type { AuditEntry, FinalState, History, Op, TableModel } from './history.js';
+import { Prng } from './prng.js';
+import { type RedisServer, startRedisServer } from './redis-server.js';
+import {
+  DEFAULT_KEYS,
+  ddlOf,
+  type KeySpaceConfig,
+  type PatternTables,
+  patternTables,
+  policyOf,
+  schemaOf,
+  supportedPatterns,
+} from './tables.js';
+import { type ChaosDb, type Instance, OPERATIONS, Recorder, runOperation, sweep } from './workload.js';
+
+/** Settings of one chaos run. */
+export interface ChaosOptions {
+  /** Stop after this many operations... */
+  ops: number;
+  /** ...or after this many seconds, whichever comes first. */
+  seconds: number;
+  /** Concurrent workers (each picks an instance per operation). */
+  workers: number;
+  seed: number;
+  /** Patterns to run; default: every pattern this build supports. */
+  patterns?: Pattern[];
+  /** Faults to inject; default: all that apply. Empty: none. */
+  faults?: readonly FaultKind[];
+  /** Mean time between two faults. @default 1000 */
+  faultIntervalMs?: number;
+  /** Run against these Redis Cluster nodes instead of a server of the run's own. */
+  cluster?: { host: string; port: number }[];
+  keys?: KeySpaceConfig;
+  /** The caches' store timeout. @default the library default */
+  storeTimeout?: Duration;
+  /** Progress lines. */
+  log?: (line: string) => void;
+}
+
+/** Aggregated cache figures of both instances. */
+export interface CacheFigures {
+  hits: number;
+  misses: number;
+  bypasses: number;
+  fills: number;
+  fillsRejected: number;
+  invalidations: number;
+  storeErrors: number;
+}
+
+/** What a run did and what the checker found. */
+export interface ChaosResult {
+  seed: number;
+  patterns: Pattern[];
+  workers: number;
+  durationMs: number;
+  opsRun: number;
+  opsFailed: number;
+  /** The most frequent error messages of failed operations. */
+  errors: [string, number][];
+  faults: Record<FaultKind, number>;
+  faultEvents: FaultEvent[];
+  cache: CacheFigures;
+  check: CheckReport;
+  history: History;
+}
+
+/** Runs a bounded chaos workload against two tablecache instances and checks its history. */
+export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
+  const log = options.log ?? (() => {});
+  const rng = new Prng(options.seed);
+  const keys = options.keys ?? DEFAULT_KEYS;
+  const patterns = options.patterns ?? supportedPatterns();
+  const sets = patterns.map(patternTables);
+  const schema = schemaOf(sets);
+  const writeBack = patterns.includes('write-back');
+  const cleanups: (() => Promise<unknown>)[] = [];
+
+  try {
+    const database = await createDatabase('chaos');
+    cleanups.push(() => database.drop());
+    await database.admin.query(ddlOf(database.schema, sets));
+    const recorder = new Recorder();
+    await seed(database, sets, keys, recorder);
+
+    // Write-back journals live in Redis: keep them across restarts (AOF, as its docs require).
+    let server: RedisServer | undefined;
+    if (!options.cluster) {
+      server = await startRedisServer({ args: writeBack ? ['--appendonly', 'yes'] : [] });
+      const s = server;
+      cleanups.push(() => s.stop());
+    }
+    const connect = (name: string): Redis | Cluster => {
+      const connectionName = `chaos-${name}`;
+      const client = options.cluster
+        ? new Cluster(options.cluster, { redisOptions: { connectionName } })
+        : new Redis((server as RedisServer).url, { connectionName });
+      client.on('error', () => {});
+      return client;
+    };
+    const admins = (options.cluster ?? [{ host: '127.0.0.1', port: (server as RedisServer).port }]).map((node) => {
+      const admin = new Redis({ ...node, connectionName: 'chaos-admin' });
+      admin.on('error', () => {});
+      return admin;
+    });
+    cleanups.push(async () => {
+      for (const a of admins) a.disconnect();
+    });
+
+    const namespace = `chaos-${randomBytes(4).toString('hex')}`;
+    const policy = policyOf(sets, namespace);
+    const instances: Instance[] = [];
+    for (const name of ['a', 'b']) {
+      const client = connect(name);
+      cleanups.push(async () => client.disconnect());
+      const cache = createCache({
+        store: redisStore(client),
+        policy,
+        ...(options.storeTimeout ? { storeTimeout: options.storeTimeout } : {}),
+        onError: () => {},
+      });
+      cleanups.push(() => cache.close());
+      const db = withCache(drizzle(database.pool(name, 5), { schema }), cache) as ChaosDb;
+      instances.push({ name, db, cache });
+    }
+
+    const faults = new FaultInjector(
+      { server, admins, database, instances: instances.map((i) => i.name) },
+      options.faults ?? FAULT_KINDS,
+      rng.fork(),
+      options.faultIntervalMs ?? 1000,
+    );
+    const started = performance.now();
+    const deadline = started + options.seconds * 1000;
+    let launched = 0;
+    let done = 0;
+    const worker = async (index: number) => {
+      const wrng = rng.fork();
+      while (launched < options.ops && performance.now() < deadline) {
+        launched++;
+        const instance = wrng.pick(instances);
+        const set = wrng.pick(sets);
+        const kind = wrng.weighted(OPERATIONS);
+        await runOperation({ rng: wrng, instance, set, keys, recorder, worker: index }, kind);
+        done++;
+      }
+    };
+    const progress = setInterval(() => {
+      const f = Object.entries(faults.counts)
+        .map(([k, n]) => `${k} ${n}`)
+        .join(', ');
+      log(`  ${done} ops, ${((performance.now() - started) / 1000).toFixed(0)} s; faults: ${f}`);
+    }, 5000);
+    const faultRun = faults.run();
+    await Promise.all(Array.from({ length: options.workers }, (_, i) => worker(i)));
+    faults.stop();
+    await faultRun;
+    clearInterval(progress);
+    server?.thaw();
+    const durationMs = performance.now() - started;
+    log(`  workload done: ${done} ops in ${(durationMs / 1000).toFixed(1)} s; sweeping and checking`);
+    if (process.env.CHAOS_DEBUG) log(JSON.stringify(faults.events.slice(-3)));
+
+    // Right after the last fault (no flush): reads must already be correct.
+    for (const instance of instances) {
+      for (const set of sets) {
+        if (process.env.CHAOS_DEBUG) log(`sweep ${instance.name} ${set.pattern}`);
+        await sweep({ instance, set, keys, recorder, worker: -1 }, 'sweep-recovered');
+      }
+    }
+    for (const instance of instances) {
+      if (process.env.CHAOS_DEBUG) log(`flush ${instance.name}`);
+      await instance.cache.flush();
+    }
+    if (process.env.CHAOS_DEBUG) log('flushed');
+    for (const instance of instances) {
+      for (const set of sets) await sweep({ instance, set, keys, recorder, worker: -1 }, 'sweep-flushed');
+    }
+
+    const history: History = {
+      tables: tableModels(sets),
+      ops: recorder.ops,
+      audit: await readAudit(database),
+      final: await readFinal(database, sets, keys),
+    };
+    const cache = figures(instances.map((i) => i.cache.stats()));
+    const workloadOps = recorder.ops.filter((op) => op.worker >= 0);
+    const failed = workloadOps.filter((op) => !op.ok);
+    return {
+      seed: options.seed,
+      patterns,
+      workers: options.workers,
+      durationMs,
+      opsRun: workloadOps.length,
+      opsFailed: failed.length,
+      errors: topErrors(failed),
+      faults: { ...faults.counts },
+      faultEvents: faults.events,
+      cache,
+      check: checkHistory(history),
+      history,
+    };
+  } finally {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+  }
+}
+
+async function seed(database: ChaosDatabase, sets: readonly PatternTables[], keys: KeySpaceConfig, recorder: Recorder) {
+  for (const set of sets) {
+    const op = recorder.begin(-1, 'seed', 'seed');
+    for (let k = 1; k <= keys.seeded; k++) {
+      const val = `seed.${set.itemsName}.${k}`;
+      const { rows } = await database.admin.query<{ version: number }>(
+        `insert into ${set.itemsName} (id, version, val, grp) values ($1, 0, $2, $3) returning version`,
+        [k, val, k % keys.groups],
+      );
+      op.writes.push({ table: set.itemsName, key: k, kind: 'put', val, applied: true, version: rows[0]?.version ?? 0, status: 'ok' });
+    }
+    for (let k = 1; k <= keys.counters; k++) {
+      await database.admin.query(`insert into ${set.countersName} (id, n) values ($1, 0)`, [k]);
+    }
+    recorder.end(op);
+    op.start = -1;
+    op.end = -1;
+  }
+}
+
+function tableModels(sets: readonly PatternTables[]): Record<string, TableModel> {
+  const out: Record<string, TableModel> = {};
+  for (const s of sets) {
+    out[s.itemsName] = s.itemsModel;
+    out[s.countersName] = s.countersModel;
+  }
+  return out;
+}
+
+async function readAudit(database: ChaosDatabase): Promise<AuditEntry[]> {
+  const { rows } = await database.admin.query<{ tbl: string; id: number; version: number; val: string; op: 'I' | 'U' | 'D' }>(
+    'select tbl, id, version, val, op from chaos_audit order by seq',
+  );
+  return rows.map((r) => ({ table: r.tbl, key: r.id, version: r.version, val: r.val, op: r.op }));
+}
+
+async function readFinal(database: ChaosDatabase, sets: readonly PatternTables[], keys: KeySpaceConfig): Promise<FinalState[]> {
+  const out: FinalState[] = [];
+  for (const set of sets) {
+    const items = await database.admin.query<{ id: number; version: number; val: string }>(
+      `select id, version, val from ${set.itemsName}`,
+    );
+    const byId = new Map(items.rows.map((r) => [r.id, r]));
+    for (let k = 1; k <= keys.items; k++) {
+      const row = byId.get(k);
+      out.push(row ? { table: set.itemsName, key: k, val: row.val, version: row.version } : { table: set.itemsName, key: k, val: null });
+    }
+    const counters = await database.admin.query<{ id: number; n: number }>(`select id, n from ${set.countersName}`);
+    for (const row of counters.rows) out.push({ table: set.countersName, key: row.id, n: row.n });
+  }
+  return out;
+}
+
+function figures(stats: CacheStats[]): CacheFigures {
+  const out: CacheFigures = { hits: 0, misses: 0, bypasses: 0, fills: 0, fillsRejected: 0, invalidations: 0, storeErrors: 0 };
+  for (const s of stats) {
+    out.storeErrors += s.storeErrors;
+    for (const t of Object.values(s.tables)) {
+      out.hits += t.hits;
+      out.misses += t.misses;
+      out.bypasses += t.bypasses;
+      out.fills += t.fills;
+      out.fillsRejected += t.fillsRejected;
+      out.invalidations += t.invalidations;
+    }
+  }
+  return out;
+}
+
+function topErrors(failed: readonly Op[]): [string, number][] {
+  const counts = new Map<string, number>();
+  for (const op of failed) {
+    const key = (op.error ?? 'unknown').replace(/o\d+\.\d+/g, '…').slice(0, 160);
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  return [...counts].sort((a, b) => b[1] - a[1]).slice(0, 5);
+}

@@ -1,0 +1,43 @@
+/**
+ * `npm run chaos -- --ops 100000 --workers 8 --seconds 600 --seed 1`: a randomized workload through
+ * two tablecache instances with Redis and PostgreSQL faults, then a consistency check of its history.
+ * Exits 1 when the checker finds a stale read, a lost or duplicated write, or any other anomaly.
+ */
+import { parseArgs } from 'node:util';
+import type { Pattern } from '../src/index.js';
+import { FAULT_KINDS, type FaultKind } from './faults.js';
+import { formatResult, isClean } from './report.js';
+import { runChaos } from './run-chaos.js';
+
+const { values } = parseArgs({
+  options: {
+    ops: { type: 'string', default: '20000' },
+    workers: { type: 'string', default: '8' },
+    seconds: { type: 'string', default: '300' },
+    seed: { type: 'string', default: String(Date.now() % 100_000) },
+    patterns: { type: 'string' },
+    faults: { type: 'string' },
+    'fault-interval': { type: 'string', default: '1000' },
+    'store-timeout': { type: 'string' },
+    excerpts: { type: 'string', default: '5' },
+  },
+});
+
+const faults = values.faults === undefined ? FAULT_KINDS : values.faults === 'none' ? [] : values.faults.split(',');
+for (const f of faults) {
+  if (!(FAULT_KINDS as readonly string[]).includes(f)) throw new Error(`unknown fault "${f}"; use ${FAULT_KINDS.join(', ')} or none`);
+}
+
+const result = await runChaos({
+  ops: Number(values.ops),
+  workers: Number(values.workers),
+  seconds: Number(values.seconds),
+  seed: Number(values.seed),
+  patterns: values.patterns?.split(',') as Pattern[] | undefined,
+  faults: faults as FaultKind[],
+  faultIntervalMs: Number(values['fault-interval']),
+  storeTimeout: values['store-timeout'] as `${number}ms` | undefined,
+  log: (line) => console.log(line),
+});
+console.log(formatResult(result, Number(values.excerpts)));
+process.exitCode = isClean(result) ? 0 : 1;

@@ -1,0 +1,426 @@
+/**
+ * Lua scripts of the Redis write-back journal. Each runs atomically. Arguments arrive as one JSON
+ * document (ARGV[1], decoded with cjson) and every number that matters travels as a string.
+ * `APPLY` below must behave exactly like row-state.ts; the journal conformance suite checks it.
+ */
+
+const PRELUDE = `
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function fmt(n) return string.format('%d', n) end
+local function stamp_of(g, rg)
+  return (redis.call('GET', g) or '0') .. '|' .. (redis.call('GET', rg) or '0')
+end
+local function copy(t) local c = {} for k, v in pairs(t) do c[k] = v end return c end
+local function hgetall(key)
+  local flat = redis.call('HGETALL', key)
+  if #flat == 0 then return nil end
+  local f = {}
+  for i = 1, #flat, 2 do f[flat[i]] = flat[i + 1] end
+  return f
+end
+local function has_unknown(f)
+  for k, v in pairs(f) do if v == 'u' and string.sub(k, 1, 2) == 'c:' then return true end end
+  return false
+end
+-- A row entry, or nil when missing or stale without pending writes (then deleted); a stale or
+-- dead-lettered row with pending writes is returned marked suspect.
+local function loadrow(key, stamp)
+  local f = hgetall(key)
+  if f == nil then return nil end
+  local n = tonumber(f.n or '0')
+  if f.e ~= stamp or f.s == '1' or (n <= 0 and has_unknown(f)) then
+    if n <= 0 then redis.call('DEL', key) return nil end
+    return { f = f, suspect = true }
+  end
+  return { f = f }
+end
+local function writerow(key, f, ttl)
+  redis.call('DEL', key)
+  local args = {}
+  for k, v in pairs(f) do args[#args + 1] = k args[#args + 1] = v end
+  redis.call('HSET', key, unpack(args))
+  if tonumber(f.n or '0') <= 0 then redis.call('PEXPIRE', key, ttl) end
+end
+local function cols(f, want)
+  local c = {}
+  for _, col in ipairs(want or {}) do c[col] = f['c:' .. col] end
+  return { x = f.x, c = c }
+end
+local function want_missing(f, want)
+  if not want or f.x ~= '1' then return false end
+  for _, col in ipairs(want) do
+    local v = f['c:' .. col]
+    if v == nil or v == 'u' then return true end
+  end
+  return false
+end
+`;
+
+const DECIMAL = `
+local function dparse(s)
+  local neg = false
+  if string.sub(s, 1, 1) == '-' then neg = true s = string.sub(s, 2) end
+  local i, f = string.match(s, '^(%d+)%.(%d+)$')
+  if not i then i = string.match(s, '^(%d+)$') f = '' end
+  if not i then return nil end
+  return neg, i .. f, #f
+end
+local function dabs_add(a, b)
+  local out, carry = {}, 0
+  for i = #a, 1, -1 do
+    local s = string.byte(a, i) + string.byte(b, i) - 96 + carry
+    if s >= 10 then s = s - 10 carry = 1 else carry = 0 end
+    out[i] = string.char(s + 48)
+  end
+  local r = table.concat(out)
+  if carry == 1 then r = '1' .. r end
+  return r
+end
+local function dabs_sub(a, b)
+  local out, borrow = {}, 0
+  for i = #a, 1, -1 do
+    local s = string.byte(a, i) - string.byte(b, i) - borrow
+    if s < 0 then s = s + 10 borrow = 1 else borrow = 0 end
+    out[i] = string.char(s + 48)
+  end
+  return table.concat(out)
+end
+local function dadd(x, y)
+  local xn, xd, xs = dparse(x)
+  local yn, yd, ys = dparse(y)
+  if xd == nil or yd == nil then return nil end
+  local sc = math.max(xs, ys)
+  xd = xd .. string.rep('0', sc - xs)
+  yd = yd .. string.rep('0', sc - ys)
+  local len = math.max(#xd, #yd)
+  xd = string.rep('0', len - #xd) .. xd
+  yd = string.rep('0', len - #yd) .. yd
+  local neg, d
+  if xn == yn then d = dabs_add(xd, yd) neg = xn
+  elseif xd == yd then d = string.rep('0', len) neg = false
+  elseif xd > yd then d = dabs_sub(xd, yd) neg = xn
+  else d = dabs_sub(yd, xd) neg = yn end
+  local ip = string.sub(d, 1, #d - sc)
+  local fp = string.sub(d, #d - sc + 1)
+  ip = string.gsub(ip, '^0+', '')
+  if ip == '' then ip = '0' end
+  local r = ip
+  if sc > 0 then r = r .. '.' .. fp end
+  if neg and string.find(r, '[1-9]') then r = '-' .. r end
+  return r
+end
+local function dneg(s) if string.sub(s, 1, 1) == '-' then return string.sub(s, 2) end return '-' .. s end
+local function dlt(a, b) return string.sub(dadd(a, dneg(b)), 1, 1) == '-' end
+`;
+
+// The twin of row-state.ts applyWrite.
+const APPLY = `
+local function clearcols(f)
+  for k in pairs(f) do if string.sub(k, 1, 2) == 'c:' then f[k] = nil end end
+end
+local function setrow(f, vals)
+  clearcols(f)
+  for _, c in ipairs(vals or {}) do f['c:' .. c.c] = c.v end
+  f.x = '1'
+end
+local function update(f, changes)
+  local staged = {}
+  for _, c in ipairs(changes or {}) do
+    if c.k == 's' then staged[c.c] = c.v
+    else
+      local cur = staged[c.c]
+      if cur == nil then cur = f['c:' .. c.c] end
+      if cur == nil or cur == 'u' then return 'unknown' end
+      if cur ~= 'n' then
+        local sum = dadd(string.sub(cur, 2), c.v)
+        if sum == nil then return 'value' end
+        if c.lo and c.hi and (dlt(sum, c.lo) or dlt(c.hi, sum)) then return 'range' end
+        staged[c.c] = 'v' .. sum
+      end
+    end
+  end
+  for col, v in pairs(staged) do f['c:' .. col] = v end
+  return 'ok'
+end
+local function apply(f, w)
+  local present = f.x == '1'
+  if w.k == 'del' then
+    if not present then return 'ok', 0 end
+    clearcols(f) f.x = '0' return 'ok', 1
+  elseif w.k == 'ins' then
+    if present then return 'dup', 0 end
+    setrow(f, w.v) return 'ok', 1
+  elseif w.k == 'insn' then
+    if present then return 'ok', 0 end
+    setrow(f, w.v) return 'ok', 1
+  elseif w.k == 'ups' then
+    if not present then setrow(f, w.v) return 'ok', 1 end
+    return update(f, w.s), 1
+  end
+  if not present then return 'ok', 0 end
+  return update(f, w.s), 1
+end
+`;
+
+/** KEYS: stream, generation, row generation, dlq, rows...; ARGV[1]: the append spec. */
+export const APPEND = `${PRELUDE}${DECIMAL}${APPLY}
+local spec = cjson.decode(ARGV[1])
+local now = now_ms()
+local stamp = stamp_of(KEYS[2], KEYS[3])
+local base_ok = false
+if spec.t0 then base_ok = spec.st == stamp and (now - tonumber(spec.t0)) < tonumber(spec.ttl) end
+local want = spec.want
+local states, order, dirty = {}, {}, {}
+local need, susp, unk, bad = {}, {}, {}, {}
+local badstatus = nil
+local results, journal, pending = {}, {}, {}
+for i, r in ipairs(spec.rows) do
+  local key = KEYS[4 + i]
+  local h = states[key]
+  if h == nil then
+    h = loadrow(key, stamp)
+    if h == nil then
+      if r.w.k == 'ins' then h = { f = { x = '0' }, fresh = true }
+      elseif r.b and base_ok then h = { f = copy(r.b), fresh = true } end
+    end
+    if h then states[key] = h order[#order + 1] = key if h.fresh then dirty[key] = true end end
+  end
+  if h == nil then need[#need + 1] = i
+  elseif h.suspect then susp[#susp + 1] = i
+  else
+    local before = nil
+    if want and r.w.k == 'del' then before = copy(h.f) end
+    local status, count = apply(h.f, r.w)
+    if status == 'unknown' then unk[#unk + 1] = i
+    elseif status ~= 'ok' then bad[#bad + 1] = i badstatus = badstatus or status
+    else
+      local shown = before or h.f
+      if count > 0 and want_missing(shown, want) then unk[#unk + 1] = i
+      else
+        local res = { c = count }
+        if want and count > 0 then res.f = cols(shown, want) end
+        results[i] = res
+        if count > 0 then
+          journal[#journal + 1] = r.p
+          pending[key] = (pending[key] or 0) + 1
+          dirty[key] = true
+        end
+      end
+    end
+  end
+end
+if #need > 0 then return cjson.encode({ s = 'need', r = need, t0 = fmt(now), st = stamp }) end
+if #susp > 0 then return cjson.encode({ s = 'suspect', r = susp }) end
+if #unk > 0 then return cjson.encode({ s = 'unknown', r = unk }) end
+if #bad > 0 then return cjson.encode({ s = badstatus, r = bad }) end
+local len = redis.call('XLEN', KEYS[1])
+if #journal > 0 and len >= tonumber(spec.m) then return cjson.encode({ s = 'full', len = fmt(len) }) end
+for _, key in ipairs(order) do
+  if dirty[key] then
+    local f = states[key].f
+    f.n = fmt(tonumber(f.n or '0') + (pending[key] or 0))
+    f.e = stamp
+    writerow(key, f, spec.ttl)
+  end
+end
+for _, p in ipairs(journal) do redis.call('XADD', KEYS[1], '*', 'p', p) end
+if spec.dlq then redis.call('XDEL', KEYS[4], spec.dlq) end
+return cjson.encode({ s = 'ok', r = results, len = fmt(len + #journal), now = fmt(now) })
+`;
+
+/** KEYS: generation, row generation, rows...; ARGV[1]: { want }. */
+export const READ = `${PRELUDE}
+local spec = cjson.decode(ARGV[1])
+local now = now_ms()
+local stamp = stamp_of(KEYS[1], KEYS[2])
+local out = {}
+for i = 3, #KEYS do
+  local h = loadrow(KEYS[i], stamp)
+  if h ~= nil and not h.suspect and want_missing(h.f, spec.want) and tonumber(h.f.n or '0') <= 0 then
+    redis.call('DEL', KEYS[i])
+    h = nil
+  end
+  if h == nil then out[#out + 1] = { k = 'm' }
+  elseif h.suspect or want_missing(h.f, spec.want) then out[#out + 1] = { k = 'w' }
+  else out[#out + 1] = { k = 'h', f = cols(h.f, spec.want) } end
+end
+return cjson.encode({ t0 = fmt(now), st = stamp, r = out })
+`;
+
+/** KEYS: generation, row generation, rows...; ARGV[1]: { t0, st, ttl, want, b: [fields] }. */
+export const FILL = `${PRELUDE}
+local spec = cjson.decode(ARGV[1])
+local now = now_ms()
+local stamp = stamp_of(KEYS[1], KEYS[2])
+local ok = spec.st == stamp and (now - tonumber(spec.t0)) < tonumber(spec.ttl)
+local out = {}
+for i = 3, #KEYS do
+  local h = loadrow(KEYS[i], stamp)
+  if h ~= nil then
+    if h.suspect or want_missing(h.f, spec.want) then out[#out + 1] = { k = 'w' }
+    else out[#out + 1] = { k = 'h', f = cols(h.f, spec.want) } end
+  elseif ok then
+    local f = copy(spec.b[i - 2])
+    f.n = '0'
+    f.e = stamp
+    writerow(KEYS[i], f, spec.ttl)
+    out[#out + 1] = { k = 'h', f = cols(f, spec.want) }
+  else out[#out + 1] = { k = 's' } end
+end
+return cjson.encode(out)
+`;
+
+/** KEYS: stream, lease, epoch; ARGV[1]: { g, c, ttl, n }. Takes or renews the lease, then claims. */
+export const CLAIM = `${PRELUDE}
+local spec = cjson.decode(ARGV[1])
+local cur = redis.call('GET', KEYS[2])
+local mine = spec.c .. '|'
+local epoch
+if not cur then
+  epoch = redis.call('INCR', KEYS[3])
+  redis.call('SET', KEYS[2], mine .. fmt(epoch), 'PX', spec.ttl)
+elseif string.sub(cur, 1, #mine) == mine then
+  epoch = tonumber(string.sub(cur, #mine + 1))
+  redis.call('PEXPIRE', KEYS[2], spec.ttl)
+else
+  return cjson.encode({ s = 'busy', o = cur })
+end
+redis.pcall('XGROUP', 'CREATE', KEYS[1], spec.g, '0', 'MKSTREAM')
+local out = {}
+local function take(list)
+  for _, e in ipairs(list) do
+    if type(e) == 'table' and e[1] then
+      local p = ''
+      local fields = e[2] or {}
+      for j = 1, #fields, 2 do if fields[j] == 'p' then p = fields[j + 1] end end
+      out[#out + 1] = { e[1], p }
+    end
+  end
+end
+local claimed = redis.call('XAUTOCLAIM', KEYS[1], spec.g, spec.c, 0, '0-0', 'COUNT', spec.n)
+take(claimed[2])
+if #out == 0 then
+  local read = redis.call('XREADGROUP', 'GROUP', spec.g, spec.c, 'COUNT', spec.n, 'STREAMS', KEYS[1], '>')
+  if read and read[1] then take(read[1][2]) end
+end
+local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+local oldest = ''
+if first[1] then oldest = first[1][1] end
+return cjson.encode({ s = 'ok', ep = fmt(epoch), o = mine .. fmt(epoch), e = out,
+  len = fmt(redis.call('XLEN', KEYS[1])), old = oldest, now = fmt(now_ms()) })
+`;
+
+/** KEYS: lease; ARGV: owner, ttl. */
+export const RENEW = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+return 0
+`;
+
+/** KEYS: lease; ARGV: owner. */
+export const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) return 1 end
+return 0
+`;
+
+/** KEYS: epoch; ARGV: at least. */
+export const RAISE_EPOCH = `
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if cur < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
+return 1
+`;
+
+const ID_COMPARE = `
+local function idgt(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  if #am ~= #bm then return #am > #bm end
+  if am ~= bm then return am > bm end
+  return tonumber(as) > tonumber(bs)
+end
+`;
+
+/** KEYS: stream, applied, rows...; ARGV[1]: { g, id, ttl, e: [[id, rowIndex]], f: [[rowIndex, column, field]] }. */
+export const ACK = `${PRELUDE}${ID_COMPARE}
+local spec = cjson.decode(ARGV[1])
+local acked = {}
+local dec, touched = {}, {}
+for _, e in ipairs(spec.e) do
+  if redis.call('XACK', KEYS[1], spec.g, e[1]) == 1 then
+    redis.call('XDEL', KEYS[1], e[1])
+    acked[#acked + 1] = e[1]
+    local key = KEYS[2 + tonumber(e[2])]
+    if dec[key] == nil then touched[#touched + 1] = key end
+    dec[key] = (dec[key] or 0) + 1
+  end
+end
+for _, fl in ipairs(spec.f) do
+  local key = KEYS[2 + tonumber(fl[1])]
+  if redis.call('HGET', key, 'c:' .. fl[2]) == 'u' then redis.call('HSET', key, 'c:' .. fl[2], fl[3]) end
+end
+for _, key in ipairs(touched) do
+  if redis.call('EXISTS', key) == 1 then
+    local n = redis.call('HINCRBY', key, 'n', -dec[key])
+    if n <= 0 then
+      local f = hgetall(key)
+      if f.s == '1' or has_unknown(f) then redis.call('DEL', key)
+      else
+        redis.call('HSET', key, 'n', '0')
+        redis.call('PEXPIRE', key, spec.ttl)
+      end
+    end
+  end
+end
+local cur = redis.call('GET', KEYS[2])
+if not cur or idgt(spec.id, cur) then redis.call('SET', KEYS[2], spec.id) end
+return cjson.encode({ a = acked, now = fmt(now_ms()) })
+`;
+
+/** KEYS: stream, dlq, lease, rows...; ARGV[1]: { g, o, e: [[id, rowIndex, payload, error]] }. */
+export const DEAD_LETTER = `${PRELUDE}
+local spec = cjson.decode(ARGV[1])
+if redis.call('GET', KEYS[3]) ~= spec.o then return -1 end
+local moved = 0
+local now = fmt(now_ms())
+for _, e in ipairs(spec.e) do
+  if redis.call('XACK', KEYS[1], spec.g, e[1]) == 1 then
+    redis.call('XADD', KEYS[2], '*', 'id', e[1], 'p', e[3], 'err', e[4], 'at', now)
+    redis.call('XDEL', KEYS[1], e[1])
+    moved = moved + 1
+    local key = KEYS[3 + tonumber(e[2])]
+    if redis.call('EXISTS', key) == 1 then
+      local n = redis.call('HINCRBY', key, 'n', -1)
+      redis.call('HSET', key, 's', '1')
+      if n <= 0 then redis.call('DEL', key) end
+    end
+  end
+end
+return moved
+`;
+
+/** KEYS: stream, dlq, applied, lease. */
+export const STATUS = `${PRELUDE}
+local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+local out = { len = fmt(redis.call('XLEN', KEYS[1])), dlq = fmt(redis.call('XLEN', KEYS[2])),
+  applied = redis.call('GET', KEYS[3]) or '', lease = redis.call('GET', KEYS[4]) or '',
+  old = '', new = '', now = fmt(now_ms()) }
+if first[1] then out.old = first[1][1] end
+if last[1] then out.new = last[1][1] end
+return cjson.encode(out)
+`;
+
+/** KEYS: dlq; ARGV: start, count. */
+export const DLQ_LIST = `
+local out = {}
+for _, e in ipairs(redis.call('XRANGE', KEYS[1], ARGV[1], '+', 'COUNT', ARGV[2])) do
+  local f = { id = e[1] }
+  local fields = e[2]
+  for j = 1, #fields, 2 do f['f_' .. fields[j]] = fields[j + 1] end
+  out[#out + 1] = f
+end
+if #out == 0 then return '[]' end
+return cjson.encode(out)
+`;
