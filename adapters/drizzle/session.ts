@@ -53,6 +53,8 @@ type WrappedSession = DrizzleSession & { [RAW]: DrizzleSession; pendingOrigin: P
 /** The driver result minus its internals (parsers, prototypes), which is what gets cached. */
 function cacheableResult(result: unknown): unknown {
   if (!result || typeof result !== 'object') return result;
+  // postgres-js hands Drizzle the row array itself (with extra properties); keep it an array.
+  if (Array.isArray(result)) return [...result];
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(result)) {
     if (key.startsWith('_') || typeof value === 'function') continue;

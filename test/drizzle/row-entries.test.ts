@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { withCache } from '../../adapters/drizzle/index.js';
+import { parseWriteShape } from '../../adapters/drizzle/write-scan.js';
 import { createCache, definePolicy, type TableCache } from '../../src/index.js';
 import type { CacheStore } from '../../src/store.js';
 import { redisStore } from '../../stores/redis.js';
@@ -369,6 +370,52 @@ describe('writes evict exactly the rows they touched', () => {
     await cache.flush();
     await db.delete(users).where(eq(users.id, 2));
     expect(await db.select().from(schema.orders).where(eq(schema.orders.id, 1))).toEqual([]);
+  });
+});
+
+describe('how writes learn their rows', () => {
+  it('reuses a full caller RETURNING instead of appending columns, and appends to a partial one', async () => {
+    const { db, queries } = instance();
+    queries.reset();
+    await db.update(products).set({ stock: 1 }).where(eq(products.id, 1)).returning();
+    await db.update(products).set({ stock: 2 }).where(eq(products.id, 1)).returning({ id: products.id });
+    await db.update(products).set({ stock: 3 }).where(eq(products.id, 1));
+    expect(queries.list.map((q) => q.text.slice(q.text.indexOf(' returning ')))).toEqual([
+      ' returning "id", "title", "price", "stock"',
+      ' returning "id", "id", "title", "price", "stock"',
+      ' returning "id", "title", "price", "stock"',
+    ]);
+  });
+
+  it('reads the keys a statement names and the columns it assigns, and refuses shapes it cannot read', () => {
+    expect(
+      parseWriteShape(
+        'insert into "products" ("id", "title", "price", "stock") values ($1, $2, $3, default), ($4, $5::text, $6, default) on conflict ("id") do update set "title" = $7',
+      ),
+    ).toEqual({
+      verb: 'insert',
+      target: '"products"',
+      assigned: ['title'],
+      joins: false,
+      values: {
+        columns: ['id', 'title', 'price', 'stock'],
+        rows: [
+          [1, 2, 3, null],
+          [4, null, 6, null],
+        ],
+      },
+    });
+    expect(parseWriteShape('update "t" set ("a", "b") = ($1, $2), "c" = coalesce("c", $3) where "t"."id" = $4 returning "id"')).toEqual({
+      verb: 'update',
+      target: '"t"',
+      assigned: ['a', 'b', 'c'],
+      joins: false,
+      where: '"t"."id" = $4',
+    });
+    expect(parseWriteShape('delete from "s"."t" "x" using "u" where "x"."id" = "u"."id"')).toMatchObject({ joins: true });
+    expect(parseWriteShape('with x as (select 1) update "t" set "a" = 1')).toBeNull();
+    expect(parseWriteShape('insert into "t" ("a") select "a" from "u" join "v" on true')).toBeNull();
+    expect(parseWriteShape('update "t" set "a" = 1; delete from "t"')).toBeNull();
   });
 });
 
