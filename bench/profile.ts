@@ -1,5 +1,7 @@
 import { parseArgs } from 'node:util';
 import { and, eq, ne, sql } from 'drizzle-orm';
+import type { CacheStore } from '../src/index.js';
+import { memoryStore } from '../stores/memory.js';
 import { redisStore } from '../stores/redis.js';
 import { parseConfig } from './config.js';
 import { cachedClient } from './context.js';
@@ -14,8 +16,8 @@ import { openBench } from './setup.js';
  *
  *   npx tsx bench/profile.ts --path hit-prepared --concurrency 64 --seconds 8 --out /tmp/hit.cpuprofile
  *
- * Paths: hit-builder, hit-prepared, miss-builder, miss-prepared. `--piped` gives the store an
- * auto-pipelining ioredis client.
+ * Paths: hit-builder, hit-prepared, miss-builder, miss-prepared. `--store`: redis (a default ioredis
+ * client), redis-piped (auto-pipelining) or memory.
  */
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -25,7 +27,7 @@ async function main(): Promise<void> {
       seconds: { type: 'string', default: '8' },
       out: { type: 'string' },
       top: { type: 'string', default: '30' },
-      piped: { type: 'boolean', default: false },
+      store: { type: 'string', default: 'redis' },
     },
   });
   const config = parseConfig(['--quick'], process.env);
@@ -34,7 +36,14 @@ async function main(): Promise<void> {
   const { ctx, close } = await openBench(config, log);
   try {
     const { items } = ctx.tables;
-    const store = redisStore(values.piped ? ctx.redisPiped : ctx.redis);
+    const stores: Record<string, () => CacheStore> = {
+      redis: () => redisStore(ctx.redis),
+      'redis-piped': () => redisStore(ctx.redisPiped),
+      memory: () => memoryStore({ maxEntries: 100_000 }),
+    };
+    const makeStore = stores[values.store];
+    if (!makeStore) throw new Error(`unknown --store ${values.store}; known: ${Object.keys(stores).join(', ')}`);
+    const store = makeStore();
     const tc = cachedClient(ctx, 'profile', { items: { pattern: 'cache-aside', ttl: '30m' } }, store);
     const keys = 1000;
     const codeOf = (i: number) => itemCode((i % keys) + 1);
@@ -92,7 +101,7 @@ async function main(): Promise<void> {
     const { functions, areas } = summarize(p);
     const top = Number(values.top);
     console.log(
-      `## ${values.path}${values.piped ? ' (auto-pipelining)' : ''}, c=${concurrency}: ${Math.round(done.ops / done.seconds)} ops/s while profiling`,
+      `## ${values.path}, ${values.store} store, c=${concurrency}: ${Math.round(done.ops / done.seconds)} ops/s while profiling`,
     );
     console.log('\n### Self time by area\n\n| Area | Self % |\n| --- | ---: |');
     for (const a of areas) if (a.selfPct >= 0.1) console.log(`| ${a.area} | ${a.selfPct} |`);

@@ -55,15 +55,15 @@ async function main(): Promise<number> {
         facts: rec.facts,
         notes: rec.notes,
       });
-      const missing = await scenario.unavailable?.(ctx);
-      if (missing) {
-        console.log(`${scenario.name}: not available yet (${missing})`);
-        outcomes.push(outcome('skipped', missing));
-        continue;
-      }
       ctx.log(`${scenario.name}: ${scenario.title}`);
       const errorsBefore = ctx.storeErrors.length;
       try {
+        const missing = await scenario.unavailable?.(ctx);
+        if (missing) {
+          console.log(`${scenario.name}: not available yet (${missing})`);
+          outcomes.push(outcome('skipped', missing));
+          continue;
+        }
         await scenario.run(ctx, rec);
         const storeErrors = ctx.storeErrors.length - errorsBefore;
         if (storeErrors > 0) {

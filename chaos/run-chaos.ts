@@ -183,15 +183,24 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     }
     if (process.env.CHAOS_DEBUG) log('flushed');
     for (const instance of instances) {
-      for (const set of sets) await sweep({ instance, set, keys, recorder, worker: -1 }, 'sweep-flushed');
+      for (const set of sets) {
+        if (process.env.CHAOS_DEBUG) log(`sweep2 ${instance.name} ${set.pattern}`);
+        await sweep({ instance, set, keys, recorder, worker: -1 }, 'sweep-flushed');
+      }
     }
 
+    if (process.env.CHAOS_DEBUG) {
+      const a = database.admin;
+      log(`audit total=${a.totalCount} idle=${a.idleCount} waiting=${a.waitingCount}`);
+      setTimeout(() => log(`audit later total=${a.totalCount} idle=${a.idleCount} waiting=${a.waitingCount}`), 3000);
+    }
     const history: History = {
       tables: tableModels(sets),
       ops: recorder.ops,
       audit: await readAudit(database),
       final: await readFinal(database, sets, keys),
     };
+    if (process.env.CHAOS_DEBUG) log('history read');
     const cache = figures(instances.map((i) => i.cache.stats()));
     const workloadOps = recorder.ops.filter((op) => op.worker >= 0);
     const failed = workloadOps.filter((op) => !op.ok);
@@ -210,7 +219,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       history,
     };
   } finally {
-    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+    for (const cleanup of cleanups.reverse()) {
+      if (process.env.CHAOS_DEBUG) console.log('cleanup', cleanup.toString().slice(0, 60));
+      await cleanup().catch(() => undefined);
+    }
   }
 }
 

@@ -55,10 +55,17 @@ function parse(argv: string[]): Args | undefined {
 }
 
 /** A cache on a fresh store, attached to the plain client. */
-function attach(backend: Backend, namespace: string, patterns: Record<TableName, Pattern>) {
-  const cache = createCache({ store: backend.makeStore(), policy: demoPolicy(namespace, patterns) });
-  const db: DemoDb = withCache(backend.db, cache, { schema });
-  return { cache, db };
+async function attach(backend: Backend, namespace: string, patterns: Record<TableName, Pattern>) {
+  const store = backend.makeStore();
+  let cache: TableCache | undefined;
+  try {
+    cache = createCache({ store, policy: demoPolicy(namespace, patterns) });
+    const db: DemoDb = withCache(backend.db, cache, { schema });
+    return { cache, db };
+  } catch (error) {
+    await (cache ? cache.close() : store.close());
+    throw error;
+  }
 }
 
 /**
@@ -69,11 +76,11 @@ async function setUp(backend: Backend, namespace: string, notes: string[]) {
   const patterns = { ...WANTED };
   let attached: { cache: TableCache; db: DemoDb };
   try {
-    attached = attach(backend, namespace, patterns);
+    attached = await attach(backend, namespace, patterns);
   } catch (error) {
     notes.push(`the shop's policy was refused (${(error as Error).message}); every cached table runs as cache-aside`);
     for (const t of schema.TABLES) if (patterns[t] !== 'none') patterns[t] = 'cache-aside';
-    return { ...attach(backend, namespace, patterns), patterns };
+    return { ...(await attach(backend, namespace, patterns)), patterns };
   }
   // Entries left by an earlier run on a shared Redis describe data that has since been re-seeded.
   await attached.cache.invalidateAll();
@@ -95,11 +102,17 @@ async function setUp(backend: Backend, namespace: string, notes: string[]) {
   }
   if (!changed) return { ...attached, patterns };
   await attached.cache.close();
-  return { ...attach(backend, namespace, patterns), patterns };
+  return { ...(await attach(backend, namespace, patterns)), patterns };
 }
 
 async function main(): Promise<number> {
-  const args = parse(process.argv.slice(2));
+  let args: Args | undefined;
+  try {
+    args = parse(process.argv.slice(2));
+  } catch (error) {
+    console.error(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`);
+    return 2;
+  }
   if (!args) {
     console.log(USAGE);
     return 0;

@@ -9,6 +9,9 @@ import { bindPolicy } from './policy/bind.js';
 import type { Policy } from './policy/types.js';
 import type { CacheStore } from './store.js';
 import { type CacheStats, Telemetry, type TelemetryOptions } from './telemetry.js';
+// Write-back (issue 4).
+import { createWriteBack } from './write-back/attach.js';
+import type { WriteBackOptions, WriteBackRuntime } from './write-back/runtime.js';
 
 /** Options of `createCache`. */
 export interface CacheOptions extends TelemetryOptions {
@@ -31,6 +34,8 @@ export interface CacheOptions extends TelemetryOptions {
   onError?: (error: CacheError) => void;
   /** Test-only interleaving hooks. @internal */
   hooks?: EngineHooks;
+  /** Write-back settings: the in-app flusher (`worker: false` leaves flushing to `tablecache worker`), timeouts. */
+  writeBack?: WriteBackOptions;
 }
 
 /** A primary key for `invalidateRow`: one value, values in key column order, or values by column name. */
@@ -51,9 +56,15 @@ export interface TableCache {
   invalidateRow(table: string, pk: RowKey): Promise<void>;
   /** Invalidates every entry of the namespace. */
   invalidateAll(): Promise<void>;
+  /**
+   * Write-back tables: adds to numeric columns of one row (`{ views: 1 }`, database column names),
+   * journaled like any write; increments of a row before a flush become one UPDATE. Resolves to
+   * whether the row exists. `pk` as in `invalidateRow`.
+   */
+  increment(table: string, pk: RowKey, deltas: Readonly<Record<string, number | bigint | string>>): Promise<boolean>;
   /** In-process figures: hits, misses, invalidations and more per table. */
   stats(): CacheStats;
-  /** Completes pending background work (cache fills, undelivered invalidations). */
+  /** Completes pending background work (cache fills, undelivered invalidations) and applies pending write-back writes. */
   flush(): Promise<void>;
   /** Drains pending work and releases what the cache opened (not the store's client if passed in). */
   close(): Promise<void>;
@@ -77,6 +88,7 @@ export function createCache(options: CacheOptions): TableCache {
     telemetry,
   );
   let engine: Engine | undefined;
+  let writeBack: WriteBackRuntime | undefined;
   let closed = false;
 
   const requireEngine = (): Engine => {
@@ -102,6 +114,21 @@ export function createCache(options: CacheOptions): TableCache {
         scope: options.scope,
         hooks: options.hooks,
       });
+      // Write-back (issue 4): the runtime of write-back tables; the adapter attaches its database side.
+      try {
+        writeBack = createWriteBack({
+          engine,
+          store: options.store,
+          keys,
+          telemetry,
+          onError,
+          policy: options.policy,
+          options: options.writeBack,
+        });
+      } catch (error) {
+        engine = undefined;
+        throw error;
+      }
       return engine;
     },
     async invalidate(tables) {
@@ -134,15 +161,22 @@ export function createCache(options: CacheOptions): TableCache {
     async invalidateAll() {
       await requireEngine().invalidate(undefined);
     },
+    async increment(table, pk, deltas) {
+      requireEngine();
+      if (!writeBack) throw new CacheErrorClass('E_WRITE_BACK_TABLE', 'no table of this cache uses pattern "write-back"');
+      return writeBack.increment(table, pk, deltas);
+    },
     stats() {
       return telemetry.stats();
     },
     async flush() {
+      await writeBack?.drainAll();
       await engine?.drain();
     },
     async close() {
       if (closed) return;
       closed = true;
+      await writeBack?.close();
       if (engine) {
         await engine.drain();
         engine.stop();

@@ -108,6 +108,9 @@ const EMPTY = Buffer.alloc(0);
 export function redisStore(client: Client | string, options: RedisStoreOptions = {}): CacheStore & WriteBackCapable {
   const owned = typeof client === 'string';
   const redis: Client = typeof client === 'string' ? new Redis(client) : client;
+  // Failures reach the caller through each command's rejection (and the cache's onError);
+  // without a listener ioredis would also print every connection error to stderr.
+  if (owned) redis.on('error', () => {});
   const timeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
   let closed = false;
 

@@ -84,7 +84,6 @@ export function wrapSession(
       { type?: StatementOrigin['type']; tables?: string[] } | undefined,
     ];
     const pending = wrapped.pendingOrigin;
-    // The statement is planned before it is prepared: a row-learning write runs with RETURNING.
     wrapped.pendingOrigin = undefined;
     const plan = planStatement(query.sql, {
       type: metadata?.type,
@@ -97,6 +96,7 @@ export function wrapSession(
     const shape = resultShapeOf(raw);
     const rowWrite = shape ? rowWritePlan(query.sql, plan, metadata?.type, rowMode, context.engine) : undefined;
     const rowRead = shape && rowMode === 'array' ? rowReadPlan(query.sql, plan, context.engine) : undefined;
+    // Planned before it is prepared: a write whose rows are learned runs with the extended RETURNING.
     const prepared = raw.prepareQuery(rowWrite ? { ...query, sql: rowWrite.sql } : query, ...rest);
     prepared.queryWithCache = async (queryString, params, run) => {
       const execute = async () => {

@@ -38,11 +38,11 @@ export const scale: Scenario = {
       await tc.cache.flush();
       const real = Array.from({ length: ITEM_COUNT }, (_, n) => keyOf(n));
       EntryKeys.verify(real, store.filled);
-      const valueOf = (n: number) => {
+      const entryBytes = (n: number) => {
         const v = store.filled.get(real[n % ITEM_COUNT] as string) as Uint8Array;
         return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
       };
-      rec.fact('entry size (bytes)', valueOf(0).length);
+      rec.fact('entry size (bytes)', entryBytes(0).length);
 
       const floorKey = (n: number) => `${ctx.keyPrefix}:scale-floor:${n % 100}`;
       const floor = ctx.redis.pipeline();
@@ -64,7 +64,7 @@ export const scale: Scenario = {
           for (let start = cached; start < level; start += WRITE_CHUNK) {
             const pipeline = ctx.redis.pipeline();
             for (let n = start; n < Math.min(level, start + WRITE_CHUNK); n++) {
-              pipeline.set(keyOf(n), valueOf(n), 'PX', TTL_MS);
+              pipeline.set(keyOf(n), entryBytes(n), 'PX', TTL_MS);
             }
             await pipeline.exec();
           }

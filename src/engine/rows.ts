@@ -119,11 +119,6 @@ export class RowCache {
     return { id: bound.info.id, info: bound.info, pattern: bound.policy.pattern as RowTable['pattern'] };
   }
 
-  /** Whether `id` uses row entries. */
-  has(id: string): boolean {
-    return this.codecs.has(id);
-  }
-
   /** Serves a primary-key read from row entries, fetching only the missing rows. */
   async read<T>(request: RowReadRequest<T>): Promise<T> {
     const { registry, telemetry } = this.deps;

@@ -47,10 +47,12 @@ export interface NormalizeContext {
   readonly timeZoneUtc: boolean;
   /** `extra_float_digits` >= 1: doubles print exactly. */
   readonly floatExact: boolean;
+  /** `bytea_output` is hex. */
+  readonly byteaHex: boolean;
 }
 
 /** The settings of a stock PostgreSQL server with TimeZone UTC. */
-export const DEFAULT_CONTEXT: NormalizeContext = { dateStyleIso: true, timeZoneUtc: true, floatExact: true };
+export const DEFAULT_CONTEXT: NormalizeContext = { dateStyleIso: true, timeZoneUtc: true, floatExact: true, byteaHex: true };
 
 /** Returned when a value's stored form cannot be predicted exactly. */
 export const NOT_EXACT: unique symbol = Symbol('tablecache.notExact');
@@ -190,7 +192,7 @@ export function canonicalValue(type: ColumnType, value: unknown, context: Normal
     case 'date':
       return canonicalTime(type, value, context);
     case 'bytea':
-      return canonicalBytea(value);
+      return context.byteaHex ? canonicalBytea(value) : NOT_EXACT;
   }
 }
 

@@ -405,14 +405,20 @@ describe('how writes learn their rows', () => {
         ],
       },
     });
-    expect(parseWriteShape('update "t" set ("a", "b") = ($1, $2), "c" = coalesce("c", $3) where "t"."id" = $4 returning "id"')).toEqual({
+    expect(
+      parseWriteShape(
+        'update "t" set ("a", "b") = ($1, $2), "c" = coalesce("c", $3) where "t"."id" = $4 returning "id"',
+      ),
+    ).toEqual({
       verb: 'update',
       target: '"t"',
       assigned: ['a', 'b', 'c'],
       joins: false,
       where: '"t"."id" = $4',
     });
-    expect(parseWriteShape('delete from "s"."t" "x" using "u" where "x"."id" = "u"."id"')).toMatchObject({ joins: true });
+    expect(parseWriteShape('delete from "s"."t" "x" using "u" where "x"."id" = "u"."id"')).toMatchObject({
+      joins: true,
+    });
     expect(parseWriteShape('with x as (select 1) update "t" set "a" = 1')).toBeNull();
     expect(parseWriteShape('insert into "t" ("a") select "a" from "u" join "v" on true')).toBeNull();
     expect(parseWriteShape('update "t" set "a" = 1; delete from "t"')).toBeNull();

@@ -1,16 +1,21 @@
 import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import { PGlite } from '@electric-sql/pglite';
 import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
+import { type PgDatabase, PgDialect, type PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import { drizzle as drizzlePostgresJs } from 'drizzle-orm/postgres-js';
 import { Redis } from 'ioredis';
 import type pg from 'pg';
+import postgres from 'postgres';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { withCache } from '../../adapters/drizzle/index.js';
 import { createCache, type Duration, definePolicy, type TableCache } from '../../src/index.js';
 import { redisStore } from '../../stores/redis.js';
 import * as schema from '../fixtures/shop-schema.js';
 import { SHOP_DDL } from '../fixtures/shop-schema.js';
-import { countQueries, type IsolatedDatabase, isolatedDatabase } from '../support/pg.js';
+import { countQueries, databaseUrl, type IsolatedDatabase, isolatedDatabase } from '../support/pg.js';
 import { redisClient, redisUrl } from '../support/redis.js';
 
 const { users, products, lineItems } = schema;
@@ -427,6 +432,84 @@ describe('the store failing during write-through', () => {
     } finally {
       await proxy.down();
       flaky.disconnect();
+    }
+  });
+});
+
+/** A Drizzle client on another driver, with a count of the statements it sends. */
+interface DriverClient {
+  raw: PgDatabase<PgQueryResultHKT, typeof schema>;
+  statements: () => number;
+  close: () => Promise<void>;
+}
+
+async function driverClient(driver: 'postgres-js' | 'pglite'): Promise<DriverClient> {
+  let statements = 0;
+  if (driver === 'postgres-js') {
+    const client = postgres(databaseUrl(), {
+      max: 2,
+      connection: { search_path: database.schema },
+      onnotice: () => {},
+      debug: () => {
+        statements++;
+      },
+    });
+    const raw = drizzlePostgresJs(client, { schema });
+    return { raw, statements: () => statements, close: () => client.end() };
+  }
+  const client = new PGlite();
+  await client.exec(new PgDialect().sqlToQuery(SHOP_DDL).sql);
+  await client.exec(
+    "insert into products values (1, 'pen', '1.50', 10), (2, 'ink', '7.25', 3), (3, 'pad', '12.00', 0)",
+  );
+  const query = client.query.bind(client);
+  client.query = ((...args: Parameters<typeof query>) => {
+    statements++;
+    return query(...args);
+  }) as typeof client.query;
+  const raw = drizzlePglite(client, { schema });
+  return { raw, statements: () => statements, close: () => client.close() };
+}
+
+describe.each(['postgres-js', 'pglite'] as const)('the %s driver', (driver) => {
+  it('serves key reads from row entries and reads write-through writes back from the cache', async () => {
+    const client = await driverClient(driver);
+    const cache = createCache({ store: redisStore(redis), policy: policy(namespace) });
+    const db = withCache(client.raw, cache) as typeof client.raw;
+    try {
+      const byIds = (ids: number[]) => db.select().from(products).where(inArray(products.id, ids));
+      expect(await byIds([1])).toEqual(await client.raw.select().from(products).where(eq(products.id, 1)));
+      await cache.flush();
+      const before = client.statements();
+      const three = await byIds([3, 1, 2]);
+      expect(client.statements() - before).toBe(1);
+      expect(three.map((p) => p.id)).toEqual([3, 1, 2]);
+      await cache.flush();
+
+      await db.update(products).set({ title: 'quill' }).where(eq(products.id, 1));
+      const partial = await db
+        .update(products)
+        .set({ stock: sql`${products.stock} + 1` })
+        .where(gt(products.price, '5'))
+        .returning({ id: products.id });
+      expect(partial.map((p) => p.id).sort()).toEqual([2, 3]);
+      const plain = await db.update(products).set({ stock: 0 }).where(eq(products.id, 3));
+      const expected = await client.raw.update(products).set({ stock: 0 }).where(eq(products.id, 3));
+      expect(Array.from(plain as unknown as unknown[])).toEqual(Array.from(expected as unknown as unknown[]));
+      const reads = client.statements();
+      const rows = await byIds([1, 2]);
+      expect(client.statements()).toBe(reads);
+      expect(rows).toEqual(
+        await client.raw
+          .select()
+          .from(products)
+          .where(inArray(products.id, [1, 2]))
+          .orderBy(products.id),
+      );
+      expect(rows[0]?.title).toBe('quill');
+    } finally {
+      await cache.close();
+      await client.close();
     }
   });
 });

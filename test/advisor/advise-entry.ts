@@ -1,0 +1,11 @@
+// Runs `tablecache advise` alone (as cli/main.ts would), for tests that spawn the command.
+import { command } from '../../cli/commands/advise.js';
+import { CliError } from '../../cli/errors.js';
+import { PolicyError } from '../../src/errors.js';
+
+try {
+  process.exitCode = await command.run(process.argv.slice(2));
+} catch (error) {
+  console.error(`tablecache advise: ${error instanceof Error ? error.message : String(error)}`);
+  process.exitCode = error instanceof CliError ? error.exitCode : error instanceof PolicyError ? 1 : 2;
+}
