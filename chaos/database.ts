@@ -20,7 +20,12 @@ export interface ChaosDatabase {
   pool(application: string, max?: number): pg.Pool;
   /** Terminates every backend of the pools named `application`; returns how many. */
   terminate(application: string): Promise<number>;
-  /** Drops the schema and closes every pool. */
+  /**
+   * Clients checked out and never returned, per pool (after the workload is idle). Drizzle's
+   * node-postgres `transaction()` leaks its client when BEGIN fails (drizzle-orm#6023).
+   */
+  leaked(): number;
+  /** Drops the schema and closes every pool (not waiting for leaked clients). */
   drop(): Promise<void>;
 }
 
@@ -32,6 +37,8 @@ export async function createDatabase(prefix = 'chaos'): Promise<ChaosDatabase> {
     const p = new pg.Pool({
       connectionString: databaseUrl(),
       max,
+      // A pool that lost its clients (see leaked()) fails the query instead of hanging forever.
+      connectionTimeoutMillis: 10_000,
       application_name: application,
       options: `-c search_path=${schema}`,
     });
@@ -56,9 +63,14 @@ export async function createDatabase(prefix = 'chaos'): Promise<ChaosDatabase> {
       );
       return rows[0]?.n ?? 0;
     },
+    leaked() {
+      return pools.reduce((n, p) => n + p.totalCount - p.idleCount, 0);
+    },
     async drop() {
       await admin.query(`drop schema if exists ${schema} cascade`);
-      await Promise.all(pools.map((p) => p.end().catch(() => undefined)));
+      // pool.end() waits for every checked-out client, and a leaked one never comes back.
+      const ended = Promise.all(pools.map((p) => p.end().catch(() => undefined)));
+      await Promise.race([ended, new Promise((r) => setTimeout(r, 2000).unref())]);
     },
   };
 }

@@ -70,6 +70,8 @@ export interface ChaosResult {
   faults: Record<FaultKind, number>;
   faultEvents: FaultEvent[];
   cache: CacheFigures;
+  /** Pool clients Drizzle never released (a BEGIN that failed: drizzle-orm#6023). */
+  leakedPgClients: number;
   check: CheckReport;
   history: History;
 }
@@ -168,39 +170,22 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     server?.thaw();
     const durationMs = performance.now() - started;
     log(`  workload done: ${done} ops in ${(durationMs / 1000).toFixed(1)} s; sweeping and checking`);
-    if (process.env.CHAOS_DEBUG) log(JSON.stringify(faults.events.slice(-3)));
 
     // Right after the last fault (no flush): reads must already be correct.
     for (const instance of instances) {
-      for (const set of sets) {
-        if (process.env.CHAOS_DEBUG) log(`sweep ${instance.name} ${set.pattern}`);
-        await sweep({ instance, set, keys, recorder, worker: -1 }, 'sweep-recovered');
-      }
+      for (const set of sets) await sweep({ instance, set, keys, recorder, worker: -1 }, 'sweep-recovered');
     }
+    for (const instance of instances) await instance.cache.flush();
     for (const instance of instances) {
-      if (process.env.CHAOS_DEBUG) log(`flush ${instance.name}`);
-      await instance.cache.flush();
-    }
-    if (process.env.CHAOS_DEBUG) log('flushed');
-    for (const instance of instances) {
-      for (const set of sets) {
-        if (process.env.CHAOS_DEBUG) log(`sweep2 ${instance.name} ${set.pattern}`);
-        await sweep({ instance, set, keys, recorder, worker: -1 }, 'sweep-flushed');
-      }
+      for (const set of sets) await sweep({ instance, set, keys, recorder, worker: -1 }, 'sweep-flushed');
     }
 
-    if (process.env.CHAOS_DEBUG) {
-      const a = database.admin;
-      log(`audit total=${a.totalCount} idle=${a.idleCount} waiting=${a.waitingCount}`);
-      setTimeout(() => log(`audit later total=${a.totalCount} idle=${a.idleCount} waiting=${a.waitingCount}`), 3000);
-    }
     const history: History = {
       tables: tableModels(sets),
       ops: recorder.ops,
       audit: await readAudit(database),
       final: await readFinal(database, sets, keys),
     };
-    if (process.env.CHAOS_DEBUG) log('history read');
     const cache = figures(instances.map((i) => i.cache.stats()));
     const workloadOps = recorder.ops.filter((op) => op.worker >= 0);
     const failed = workloadOps.filter((op) => !op.ok);
@@ -215,14 +200,12 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       faults: { ...faults.counts },
       faultEvents: faults.events,
       cache,
+      leakedPgClients: database.leaked(),
       check: checkHistory(history),
       history,
     };
   } finally {
-    for (const cleanup of cleanups.reverse()) {
-      if (process.env.CHAOS_DEBUG) console.log('cleanup', cleanup.toString().slice(0, 60));
-      await cleanup().catch(() => undefined);
-    }
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
   }
 }
 

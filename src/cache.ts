@@ -30,6 +30,11 @@ export interface CacheOptions extends TelemetryOptions {
   storeTimeout?: Duration;
   /** Circuit breaker: consecutive store failures that open it, and how long it stays open. */
   breaker?: { failures?: number; cooldown?: Duration };
+  /**
+   * Cross-process stampede protection: on a miss, one process takes a lease for this long and runs
+   * the query; others wait for its fill instead of querying too. Off by default. @default false
+   */
+  lease?: Duration | false;
   /** Receives store failures and other handled problems. @default a rate-limited console.warn */
   onError?: (error: CacheError) => void;
   /** Test-only interleaving hooks. @internal */
@@ -113,6 +118,7 @@ export function createCache(options: CacheOptions): TableCache {
         guard,
         scope: options.scope,
         hooks: options.hooks,
+        leaseMs: options.lease ? parseDuration(options.lease, { field: 'lease' }) : 0,
       });
       // Write-back (issue 4): the runtime of write-back tables; the adapter attaches its database side.
       try {

@@ -3,7 +3,7 @@
  * @module
  */
 export type { ReadRequest, RelationName, WriteRequest } from './adapter.js';
-export { type CacheOptions, createCache, type TableCache } from './cache.js';
+export { type CacheOptions, createCache, type RowKey, type TableCache } from './cache.js';
 export type { Catalog, ColumnInfo, TableInfo } from './catalog.js';
 export type { Duration } from './duration.js';
 export type { Engine } from './engine/engine.js';
@@ -31,6 +31,6 @@ export type {
   TableNames,
   TablePolicy,
 } from './policy/types.js';
-export type { CacheStore, CounterGuard, IncrOptions, StoreEntry } from './store.js';
+export type { CacheStore, CounterGuard, CounterWrite, IncrOptions, StoreEntry } from './store.js';
 export { readCounter } from './store.js';
 export type { CacheStats, OperationResult, TableStats, TelemetryOptions, WriteBackStats } from './telemetry.js';

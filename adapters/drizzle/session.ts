@@ -14,6 +14,8 @@ import {
 } from './driver-result.js';
 import { planStatement, type QueryPlan, type StatementOrigin } from './query-plan.js';
 import { planRowRead, planRowWrite, type RowReadPlan, type RowWritePlan } from './row-plan.js';
+// Write-back (issue 4).
+import { writeBackHook } from './write-back-hook.js';
 
 /** Drizzle's session surface that tablecache relies on (pg-core `PgSession`). */
 export interface DrizzleSession {
@@ -45,6 +47,8 @@ export interface ClientContext {
   connectionFrame: TransactionFrame | undefined;
   /** True when the client is one connection rather than a pool. */
   singleConnection: boolean;
+  /** Write-back (issue 4): the schema module, for column defaults; else read from the Drizzle client. */
+  schema?: Record<string, unknown> | undefined;
 }
 
 const RAW = Symbol('tablecache.rawSession');
@@ -74,6 +78,8 @@ export function wrapSession(
   wrapped[RAW] = raw;
   wrapped.pendingOrigin = undefined;
   const currentFrame = () => frame ?? context.connectionFrame;
+  // Write-back (issue 4): the hook for statements on write-back tables (undefined without any).
+  const writeBack = writeBackHook(context, raw, frame === undefined);
 
   wrapped.prepareQuery = (query, ...rest) => {
     const [fields, , , customResultMapper, metadata] = rest as [
@@ -107,6 +113,17 @@ export function wrapSession(
         }
       };
       if (plan.kind === 'other') return execute();
+      // Write-back (issue 4): journals, serves or drains statements on write-back tables.
+      const journaled = writeBack?.handle({
+        sql: queryString,
+        params,
+        plan,
+        rowMode,
+        type: metadata?.type,
+        transaction: currentFrame(),
+        execute,
+      });
+      if (journaled) return journaled;
       if (plan.kind === 'write') {
         if (rowWrite && plan.relations) {
           return context.engine.writeRows({

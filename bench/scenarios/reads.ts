@@ -1,6 +1,7 @@
 import { eq, sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { redisStore } from '../../stores/redis.js';
+import { cannedDrizzle } from '../canned-client.js';
 import { cacheCounts, cachedClient } from '../context.js';
 import { RedisDrizzleCache } from '../drizzle-redis-cache.js';
 import { runCount } from '../harness.js';
@@ -43,6 +44,13 @@ export const reads: Scenario = {
       .from(items)
       .where(eq(items.code, sql.placeholder('code')))
       .prepare('bench_plain_hit');
+    // Drizzle alone: the same query answered from memory by a stand-in driver (one fixed row).
+    const canned = cannedDrizzle(ctx.pool, ctx.tables);
+    const cannedPrepared = canned
+      .select()
+      .from(items)
+      .where(eq(items.code, sql.placeholder('code')))
+      .prepare('bench_canned');
     const floorKey = (id: number) => `${ctx.keyPrefix}:floor:${id}`;
 
     try {
@@ -150,6 +158,20 @@ export const reads: Scenario = {
           name: 'floor.get-parse.pipelined',
           label: 'floor: GET + JSON.parse, auto-pipelining',
           op: async (i) => JSON.parse((await ctx.redisPiped.get(floorKey(idOf(i)))) as string),
+        },
+        {
+          name: 'floor.drizzle-no-io.builder',
+          label: 'floor: Drizzle alone, builder (no I/O)',
+          op: (i) =>
+            canned
+              .select()
+              .from(items)
+              .where(eq(items.code, itemCode(idOf(i)))),
+        },
+        {
+          name: 'floor.drizzle-no-io.prepared',
+          label: 'floor: Drizzle alone, prepared (no I/O)',
+          op: (i) => cannedPrepared.execute({ code: itemCode(idOf(i)) }),
         },
       ];
       const g = await measureGroup(ctx, rec, subjects, [1, 64]);

@@ -51,7 +51,7 @@ function window(
     return { ...t, seconds, writesByKey };
   });
   const statementsNote = statements.available
-    ? `writes by primary key from pg_stat_statements (${statements.statements.length} write statements)`
+    ? `writes by primary key from pg_stat_statements (${statements.statements.length} distinct write statements)`
     : `writes by primary key unknown: ${statements.reason}`;
   return { seconds, description, statementsNote, tables: workloads };
 }

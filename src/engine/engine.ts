@@ -29,7 +29,12 @@ export interface EngineDeps {
   guard: StoreGuard;
   scope: (() => string | undefined) | undefined;
   hooks: EngineHooks | undefined;
+  /** Cross-process fill lease in milliseconds; 0 disables it. */
+  leaseMs?: number;
 }
+
+const LEASE_VALUE = Buffer.from('1');
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** A flight's outcome: the leader's result and, when cacheable, its encoded entry for joiners. */
 interface FlightResult {
@@ -222,6 +227,8 @@ export class Engine {
     counterKeys: readonly string[],
     generations: readonly number[],
   ): Promise<FlightResult> {
+    const filledElsewhere = await this.waitForLeaseHolder(entryKey, counterKeys, header);
+    if (filledElsewhere) return { result: decodeEnvelope(filledElsewhere), entry: filledElsewhere };
     const result = await request.execute();
     const { telemetry } = this.deps;
     const { primary } = plan;
@@ -239,6 +246,36 @@ export class Engine {
     const guards = counterKeys.map((key, i) => ({ key, expected: generations[i] as number }));
     this.track(this.fill(primary, entryKey, entry, plan.ttlMs, guards));
     return { result, entry };
+  }
+
+  /**
+   * With a lease configured, only one process at a time runs a missing query: the others poll for
+   * the entry it fills (valid for the same generations) until the lease runs out, then query
+   * themselves. Returns the entry filled by the lease holder, or undefined to run the query here.
+   */
+  private async waitForLeaseHolder(
+    entryKey: string,
+    counterKeys: readonly string[],
+    header: string,
+  ): Promise<Buffer | undefined> {
+    const leaseMs = this.deps.leaseMs ?? 0;
+    if (leaseMs <= 0) return undefined;
+    const { guard, store, keys } = this.deps;
+    const lease = { key: keys.lease(entryKey), value: LEASE_VALUE, ttlMs: leaseMs };
+    const acquired = await guard.run('lease', () => store.setIfAbsent(lease));
+    if (acquired === UNAVAILABLE || acquired) return undefined;
+    const deadline = performance.now() + leaseMs;
+    const pollMs = Math.max(5, Math.min(50, Math.floor(leaseMs / 20)));
+    while (performance.now() < deadline) {
+      await sleep(pollMs);
+      const got = await guard.run('get', () => store.getMany([entryKey, ...counterKeys]));
+      if (got === UNAVAILABLE) return undefined;
+      // A write moved the generations: the holder's result is already outdated, query here.
+      if (generationHeader(got.slice(1).map(readCounter)) !== header) return undefined;
+      const entry = got[0];
+      if (entry && envelopeGenerations(entry) === header) return Buffer.from(entry);
+    }
+    return undefined;
   }
 
   private async fill(

@@ -91,12 +91,12 @@ function inherited(info: TableInfo, policy: Policy, issues: IssueCollector): Res
   // A view's cached results could never be invalidated without `reads`, so it is left uncached.
   if (info.kind === 'view')
     return defaults.pattern === 'none' ? defaults : Object.freeze({ ...defaults, pattern: 'none' });
-  if (defaults.pattern === 'write-back' && info.primaryKey.length === 0) {
+  if ((defaults.pattern === 'write-back' || defaults.pattern === 'write-through') && info.primaryKey.length === 0) {
     issues.push({
       path: ['defaults', 'pattern'],
       table: info.id,
       file: policy.source,
-      message: `table ${quote(info.id)} has no primary key, so it cannot inherit pattern "write-back"; give it its own entry`,
+      message: `table ${quote(info.id)} has no primary key, so it cannot inherit pattern "${defaults.pattern}"; give it its own entry`,
     });
   }
   return defaults;
@@ -120,6 +120,13 @@ function configured(
       issues.add(
         at('pattern'),
         `table ${quote(info.id)} has no primary key, so it cannot use pattern "write-back" (pending writes are keyed by it)`,
+        key,
+      );
+    }
+    if (entry.pattern === 'write-through' && info.primaryKey.length === 0) {
+      issues.add(
+        at('pattern'),
+        `table ${quote(info.id)} has no primary key, so it cannot use pattern "write-through" (written rows are cached by it)`,
         key,
       );
     }

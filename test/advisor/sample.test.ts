@@ -103,7 +103,7 @@ describe('sampledWindow', () => {
     });
     const w = sampledWindow(before, after);
     expect(w.tables[0]?.writesByKey).toEqual({ known: true, statements: 40, byKey: 30 });
-    expect(w.statementsNote).toBe('writes by primary key from pg_stat_statements (2 write statements)');
+    expect(w.statementsNote).toBe('writes by primary key from pg_stat_statements (2 distinct write statements)');
   });
 
   it('says when pg_stat_statements recorded no write of a table', () => {

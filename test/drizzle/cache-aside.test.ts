@@ -48,11 +48,18 @@ interface Instance {
 let namespace: string;
 const open: Instance[] = [];
 
-function instance(options: { hooks?: Parameters<typeof createCache>[0]['hooks'] } = {}): Instance {
+function instance(
+  options: { hooks?: Parameters<typeof createCache>[0]['hooks']; lease?: Parameters<typeof createCache>[0]['lease'] } = {},
+): Instance {
   const pool = database.pool(5);
   const queries = countQueries(pool);
   const raw = drizzle(pool, { schema });
-  const cache = createCache({ store: redisStore(redis), policy: policy(namespace), hooks: options.hooks });
+  const cache = createCache({
+    store: redisStore(redis),
+    policy: policy(namespace),
+    hooks: options.hooks,
+    lease: options.lease,
+  });
   const db = withCache(raw, cache);
   const inst = { cache, db, raw, queries };
   open.push(inst);
@@ -366,5 +373,34 @@ describe('the stale-set race', () => {
     // 4. Every later reader sees the new row.
     expect((await slow.db.select().from(users).where(eq(users.id, 1)))[0]?.name).toBe('new');
     expect((await writer.db.select().from(users).where(eq(users.id, 1)))[0]?.name).toBe('new');
+  });
+});
+
+describe('cross-process stampede lease', () => {
+  it('lets one process run a missing query while another waits for its fill', async () => {
+    const a = instance({ lease: '3s' });
+    const b = instance({ lease: '3s' });
+    // Hold the table so A's query blocks while it owns the lease.
+    const locker = database.pool(1);
+    const lockClient = await locker.connect();
+    await lockClient.query('begin');
+    await lockClient.query('lock table products in access exclusive mode');
+    a.queries.reset();
+    b.queries.reset();
+    const readA = a.db.select().from(products).orderBy(products.id);
+    const readAResult = readA.then((rows) => rows);
+    // Wait until A holds the lease (its key exists), then start B.
+    const leaseKeys = async () => (await redis.keys(`tc:{${namespace}:v1}:l:*`)).length;
+    for (let i = 0; i < 100 && (await leaseKeys()) === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(await leaseKeys()).toBe(1);
+    const readB = b.db.select().from(products).orderBy(products.id);
+    await new Promise((r) => setTimeout(r, 100));
+    await lockClient.query('commit');
+    lockClient.release();
+    const [rowsA, rowsB] = await Promise.all([readAResult, readB]);
+    expect(rowsB).toEqual(rowsA);
+    expect(rowsA.map((p) => p.title)).toEqual(['pen', 'ink']);
+    expect(a.queries.count).toBe(1);
+    expect(b.queries.count).toBe(0);
   });
 });

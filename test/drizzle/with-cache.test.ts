@@ -52,6 +52,16 @@ describe('withCache', () => {
     expect(() => withCache(db, cache)).toThrowError(/logs/);
   });
 
+  it('refuses write-through on a table without a primary key', () => {
+    const logs = pgTable('logs', { line: text('line') });
+    const db = drizzle(pool, { schema: { logs } });
+    const cache = createCache({
+      store: memoryStore(),
+      policy: definePolicy({ namespace: 't', version: 1, tables: { logs: { pattern: 'write-through' } } }),
+    });
+    expect(() => withCache(db, cache)).toThrowError(/no primary key.*write-through/);
+  });
+
   it('rejects what is not a Drizzle PostgreSQL client', () => {
     const cache = createCache({ store: memoryStore(), policy: definePolicy({ namespace: 't', version: 1 }) });
     expect(() => withCache({}, cache)).toThrowError(TypeError);

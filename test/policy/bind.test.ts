@@ -136,9 +136,9 @@ describe('bindPolicy: pattern rules', () => {
   });
 
   it('allows write-back defaults when keyless tables have their own entry', () => {
-    const bound = bindPolicy(policy({ auditLog: { pattern: 'write-through' } }, { pattern: 'write-back' }), catalog);
+    const bound = bindPolicy(policy({ auditLog: { pattern: 'cache-aside' } }, { pattern: 'write-back' }), catalog);
     expect(bound.get('orders')?.pattern).toBe('write-back');
-    expect(bound.get('audit_log')?.pattern).toBe('write-through');
+    expect(bound.get('audit_log')?.pattern).toBe('cache-aside');
   });
 
   it.each(['write-back', 'write-through'])('rejects %s on a view', (pattern) => {
