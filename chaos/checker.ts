@@ -113,8 +113,8 @@ interface ItemKey {
   present: Map<string, number[]>;
   /** Audit: versions whose row was deleted -> how many times. */
   deleted: Map<number, number>;
-  /** Client deletes that removed a row, by the version they removed. */
-  deletes: Map<number, Located>;
+  /** Client deletes that removed a row, by the version they removed (a rolled-back one may share it). */
+  deletes: Map<number, Located[]>;
   /** Every client delete intent (for real-time ordering). */
   deleteIntents: Located[];
   seeded: boolean;
@@ -288,7 +288,7 @@ function buildItemKey(
 ): ItemKey {
   const present = audit?.present ?? new Map<string, number[]>();
   const deleted = audit?.deleted ?? new Map<number, number>();
-  const deletes = new Map<number, Located>();
+  const deletes = new Map<number, Located[]>();
   const deleteIntents: Located[] = [];
   const acked: Acked[] = [];
   let seeded = false;
@@ -310,7 +310,11 @@ function buildItemKey(
     if (op.kind === 'seed') seeded = true;
     if (intent.kind === 'delete') {
       deleteIntents.push(loc);
-      if (intent.applied && intent.version !== undefined) deletes.set(intent.version, loc);
+      if (intent.applied && intent.version !== undefined) {
+        const list = deletes.get(intent.version);
+        if (list) list.push(loc);
+        else deletes.set(intent.version, [loc]);
+      }
     }
     if (intent.status !== 'ok' || intent.applied === false) continue;
     if (model.ordering === 'realtime') {
@@ -445,9 +449,11 @@ function checkItemRead(
   }
   let best = 0;
   for (const version of state.deleted.keys()) {
-    const d = state.deletes.get(version);
-    if (d && (d.intent.status === 'rolled-back' || d.op.start > read.end)) continue;
-    best = Math.max(best, 2 * version + 1);
+    // A delete the database applied, by a client delete that may precede the read (or by one whose
+    // outcome the client never learned).
+    const known = state.deletes.get(version) ?? [];
+    const possible = known.length === 0 || known.some((d) => d.intent.status !== 'rolled-back' && d.op.start <= read.end);
+    if (possible) best = Math.max(best, 2 * version + 1);
   }
   const newest = state.acked.newestBefore(read.start);
   if (newest && best < newest.order) {

@@ -69,23 +69,27 @@ function buildInsert(
   const writes: RowWrite[] = [];
   for (const row of parsed.rows) {
     const values = new Map<string, string>();
+    let missingKey: string | undefined;
     for (const c of table.sink.columns) {
       const at = parsed.columns.indexOf(c.name);
-      const f = at >= 0 ? cellField(row[at] as Cell, c.name, c.type, ctx) : defaultField(c.name, c.type, ctx);
+      const cell = at >= 0 ? (row[at] as Cell) : undefined;
+      const isKey = pk.includes(c.name);
+      if (isKey && (cell === undefined || !('param' in cell))) {
+        missingKey ??= c.name;
+        continue;
+      }
+      const f = cell ? cellField(cell, c.name, c.type, ctx) : defaultField(c.name, c.type, ctx);
+      if (isKey && f === 'n') missingKey ??= c.name;
       if (f === undefined) return undefined;
       values.set(c.name, f);
     }
-    const key: string[] = [];
-    for (const c of pk) {
-      const f = values.get(c) as string;
-      if (f === 'u' || f === 'n') {
-        throw new WriteBackError(
-          'E_WRITE_BACK_NO_PK',
-          `an insert into write-back table "${table.id}" needs primary-key column "${c}" up front (a value or a $defaultFn), since the write is acknowledged before the database sees it`,
-        );
-      }
-      key.push(f.slice(1));
+    if (missingKey !== undefined) {
+      throw new WriteBackError(
+        'E_WRITE_BACK_NO_PK',
+        `an insert into write-back table "${table.id}" needs primary-key column "${missingKey}" up front (a value or a $defaultFn): the write is acknowledged before the database sees it`,
+      );
     }
+    const key = pk.map((c) => (values.get(c) as string).slice(1));
     if (returning?.some((c) => values.get(c) === 'u')) return undefined;
     const write: RowWrite = { k: kind, pk: key, v: table.sink.columns.map((c) => set(c.name, values.get(c.name) as string)) };
     if (parsed.conflict?.action === 'update') {

@@ -1,8 +1,9 @@
 import type { CliCommand } from '../command.js';
+import { command as advise } from './advise.js';
 import { command as bump } from './bump.js';
 import { command as check } from './check.js';
 import { command as invalidate } from './invalidate.js';
 import { command as stats } from './stats.js';
 
 /** Every `tablecache` subcommand, in the order `tablecache --help` lists them. */
-export const commands: readonly CliCommand[] = [check, stats, invalidate, bump];
+export const commands: readonly CliCommand[] = [check, stats, invalidate, bump, advise];

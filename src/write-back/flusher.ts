@@ -314,6 +314,8 @@ export class Flusher {
       table.id,
       acked.acked.map((id) => Math.max(0, acked.now - streamIdMs(id))),
     );
+    // The claim took everything that was pending: nothing older than this flush is left.
+    if (claim.length <= claim.entries.length) s.oldestAgeMs = 0;
     if (table.dependents.length > 0) await this.deps.invalidate(table.dependents).catch(() => undefined);
     return claim.entries.length >= table.flush.batch ? 'more' : 'flushed';
   }

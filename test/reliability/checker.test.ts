@@ -122,6 +122,17 @@ describe('the chaos checker accepts legal histories', () => {
     expect(clean(h.check())).toBe(0);
   });
 
+  it('a rolled-back delete that returned the same version does not hide the committed one', () => {
+    const h = new Builder();
+    h.seed('items', 1, 's1');
+    h.op('delete', 0, 10, { writes: [del('items', 1, 1)] });
+    h.op('tx-rollback', 2, 8, { writes: [del('items', 1, 1, { status: 'rolled-back' })] });
+    h.applied('items', 1, 1, 's1', 'D');
+    h.op('read', 11, 12, { observations: [saw('items', 1, null)] });
+    h.final.push({ table: 'items', key: 1, val: null });
+    expect(clean(h.check())).toBe(0);
+  });
+
   it('write-back: coalesced writes need not reach the database, only the last one must', () => {
     const h = new Builder();
     h.seed('wb', 1, 's1');

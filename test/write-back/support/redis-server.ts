@@ -28,16 +28,30 @@ export async function freePort(): Promise<number> {
 }
 
 /**
- * Starts `redis-server --appendonly yes --appendfsync always` on a free port in a temporary
- * directory and waits until it answers PING.
+ * Starts `redis-server --appendonly yes --appendfsync always` (or without the append-only file)
+ * on a free port in a temporary directory and waits until it answers PING.
  */
-export async function startRedis(): Promise<OwnRedis> {
+export async function startRedis(options: { appendonly?: boolean } = {}): Promise<OwnRedis> {
+  const aof = options.appendonly ?? true;
   const dir = await mkdtemp(join(tmpdir(), 'tc-wb-redis-'));
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
     const child: ChildProcess = spawn(
       'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir, '--save', ''],
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--appendonly',
+        aof ? 'yes' : 'no',
+        '--appendfsync',
+        'always',
+        '--dir',
+        dir,
+        '--save',
+        '',
+      ],
       { stdio: 'ignore' },
     );
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
