@@ -49,7 +49,10 @@ let namespace: string;
 const open: Instance[] = [];
 
 function instance(
-  options: { hooks?: Parameters<typeof createCache>[0]['hooks']; lease?: Parameters<typeof createCache>[0]['lease'] } = {},
+  options: {
+    hooks?: Parameters<typeof createCache>[0]['hooks'];
+    lease?: Parameters<typeof createCache>[0]['lease'];
+  } = {},
 ): Instance {
   const pool = database.pool(5);
   const queries = countQueries(pool);

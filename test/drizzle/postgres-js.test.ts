@@ -3,8 +3,8 @@ import { drizzle } from 'drizzle-orm/postgres-js';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withCache } from '../../adapters/drizzle/index.js';
-import { redisStore } from '../../stores/redis.js';
 import { createCache, definePolicy } from '../../src/index.js';
+import { redisStore } from '../../stores/redis.js';
 import * as schema from '../fixtures/shop-schema.js';
 import { SHOP_DDL } from '../fixtures/shop-schema.js';
 import { databaseUrl, type IsolatedDatabase, isolatedDatabase } from '../support/pg.js';
@@ -19,7 +19,9 @@ beforeAll(async () => {
   database = await isolatedDatabase(SHOP_DDL);
   sql = postgres(databaseUrl(), { max: 3, connection: { search_path: database.schema }, onnotice: () => {} });
   await database.run("insert into users (name) values ('ada'), ('bob')");
-  await database.run("insert into all_types (id, ts, big, doc, blob, num) values (1, now(), 9007199254740993, '{\"a\":1}', '\\x0102', '1.50')");
+  await database.run(
+    "insert into all_types (id, ts, big, doc, blob, num) values (1, now(), 9007199254740993, '{\"a\":1}', '\\x0102', '1.50')",
+  );
 });
 afterAll(async () => {
   await sql.end();
