@@ -8,7 +8,9 @@ function ident(name: string): string {
 
 /**
  * Creates the run's schema with its tables, 10,000 items (and their write-through copy), and a
- * statement log on the counters table that counts the write statements the flusher runs.
+ * statement log on the counters table that counts the write statements the flusher runs. Event
+ * rows get `landed_at` from the database clock when they are inserted (the Drizzle schema does not
+ * know the column, so whoever inserts leaves it to its default): the sync-lag measurement.
  */
 export async function seed(pool: pg.Pool, schemaName: string): Promise<void> {
   const s = ident(schemaName);
@@ -26,7 +28,8 @@ export async function seed(pool: pg.Pool, schemaName: string): Promise<void> {
     item_id integer not null,
     kind text not null,
     amount integer not null,
-    created_at timestamptz not null)`;
+    created_at timestamptz not null,
+    landed_at timestamptz not null default clock_timestamp())`;
   await pool.query(`drop schema if exists ${s} cascade`);
   await pool.query(`create schema ${s}`);
   await pool.query(items('items'));

@@ -124,6 +124,8 @@ interface ItemKey {
 /** Per key of a `counters` table. */
 interface CounterKey {
   ackedEnds: number[];
+  /** The acknowledged increments in the order of `ackedEnds`. */
+  acked: Located[];
   possibleStarts: number[];
 }
 
@@ -318,6 +320,7 @@ function buildItemKey(
     }
     if (intent.status !== 'ok' || intent.applied === false) continue;
     if (model.ordering === 'realtime') {
+      if (intent.conditional) continue;
       acked.push({ end: op.end, start: op.start, order: 0, loc });
       continue;
     }
@@ -474,16 +477,17 @@ function describeOrder(order: number): string {
 }
 
 function buildCounterKey(locs: readonly Located[]): CounterKey {
-  const ackedEnds: number[] = [];
+  const acked: Located[] = [];
   const possibleStarts: number[] = [];
-  for (const { op, intent } of locs) {
+  for (const loc of locs) {
+    const { op, intent } = loc;
     if (intent.kind !== 'increment') continue;
-    if (intent.status === 'ok') ackedEnds.push(op.end);
+    if (intent.status === 'ok') acked.push(loc);
     if (intent.status !== 'rolled-back') possibleStarts.push(op.start);
   }
-  ackedEnds.sort((a, b) => a - b);
+  acked.sort((a, b) => a.op.end - b.op.end);
   possibleStarts.sort((a, b) => a - b);
-  return { ackedEnds, possibleStarts };
+  return { ackedEnds: acked.map((l) => l.op.end), acked, possibleStarts };
 }
 
 function checkCounterRead(read: Op, obs: Observation, state: CounterKey, add: Add): void {
@@ -492,7 +496,10 @@ function checkCounterRead(read: Op, obs: Observation, state: CounterKey, add: Ad
   const possible = lastBelow(state.possibleStarts, read.end) + 1;
   const base = { table: obs.table, key: obs.key, op: read.id };
   if (n < acked) {
-    add({ ...base, kind: 'stale-read', detail: `read ${n}, but ${acked} increments were acknowledged before the read started` }, 'staleReads');
+    // The increment that made the read stale: the (n+1)-th acknowledged one.
+    const missed = state.acked[n]?.op.id;
+    const detail = `read ${n}, but ${acked} increments were acknowledged before the read started`;
+    add({ ...base, ...(missed === undefined ? {} : { expected: missed }), kind: 'stale-read', detail }, 'staleReads');
   } else if (n > possible) {
     add({ ...base, kind: 'phantom-read', detail: `read ${n}, but only ${possible} increments had started before the read ended` }, 'phantomReads');
   }

@@ -40,6 +40,11 @@ export interface WriteIntent {
   val?: string;
   /** Whether the statement changed a row (from RETURNING); undefined when unknown. */
   applied?: boolean;
+  /**
+   * An UPDATE whose effect is unknown (no RETURNING): it changes nothing when the row is absent,
+   * so under real-time ordering it never proves a read stale, though its value may be read.
+   */
+  conditional?: boolean;
   /** The version RETURNING reported (put: the new row's, delete: the deleted row's). */
   version?: number;
   status: WriteStatus;

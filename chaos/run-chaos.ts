@@ -42,6 +42,11 @@ export interface ChaosOptions {
   keys?: KeySpaceConfig;
   /** The caches' store timeout. @default the library default */
   storeTimeout?: Duration;
+  /**
+   * A control run: writes go through the unwrapped Drizzle client, so tablecache never hears of
+   * them and the checker must report stale reads. Proves the harness can see staleness.
+   */
+  bypassWrites?: boolean;
   /** Progress lines. */
   log?: (line: string) => void;
 }
@@ -131,8 +136,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
         onError: () => {},
       });
       cleanups.push(() => cache.close());
-      const db = withCache(drizzle(database.pool(name, 5), { schema }), cache) as ChaosDb;
-      instances.push({ name, db, cache });
+      const raw = drizzle(database.pool(name, 5), { schema }) as ChaosDb;
+      const db = withCache(raw, cache);
+      instances.push({ name, db, writer: options.bypassWrites ? raw : db, cache });
     }
 
     const faults = new FaultInjector(

@@ -14,6 +14,8 @@ type Executor = ChaosDb | Tx;
 export interface Instance {
   name: string;
   db: ChaosDb;
+  /** Where writes go: `db`, or the unwrapped client in a control run that must find stale reads. */
+  writer: ChaosDb;
   cache: TableCache;
 }
 
@@ -218,6 +220,7 @@ async function updateItem(ctx: OperationContext, op: Op, db: Executor, k: number
   const intent = pushIntent(op, { table: set.itemsName, key: k, kind: 'put', val });
   const update = db.update(t).set({ val }).where(eq(t.id, k));
   if (!set.returning) {
+    intent.conditional = true;
     await update;
     return;
   }
@@ -231,7 +234,7 @@ async function updateRaw(ctx: OperationContext, op: Op): Promise<void> {
   const k = itemKey(ctx);
   const val = token(op);
   const intent = pushIntent(op, { table: set.itemsName, key: k, kind: 'put', val });
-  const result = await instance.db.execute<{ version: number }>(
+  const result = await instance.writer.execute<{ version: number }>(
     sql`update ${set.items} set val = ${val} where id = ${k} returning version`,
   );
   applied(intent, result.rows[0]?.version);
@@ -280,7 +283,7 @@ async function transaction(ctx: OperationContext, op: Op, rollback: boolean): Pr
   let done = false;
   let savepointIntents: WriteIntent[] = [];
   try {
-    await instance.db.transaction(async (tx) => {
+    await instance.writer.transaction(async (tx) => {
       for (const k of keys) await writeOne(ctx, op, tx, k);
       if (rng.int(2) === 0) await tx.select().from(set.items).where(eq(set.items.id, keys[0] ?? 1));
       if (savepointKey !== undefined) {
@@ -325,11 +328,11 @@ const OPERATION_IMPLS: Record<OperationKind, Impl> = {
   'read-list': readList,
   'read-join': readJoin,
   'read-counter': readCounter,
-  insert: (ctx, op) => insertItem(ctx, op, ctx.instance.db, itemKey(ctx)),
-  update: (ctx, op) => updateItem(ctx, op, ctx.instance.db, itemKey(ctx)),
+  insert: (ctx, op) => insertItem(ctx, op, ctx.instance.writer, itemKey(ctx)),
+  update: (ctx, op) => updateItem(ctx, op, ctx.instance.writer, itemKey(ctx)),
   'update-raw': updateRaw,
-  delete: (ctx, op) => deleteItem(ctx, op, ctx.instance.db, itemKey(ctx)),
-  increment: (ctx, op) => incrementCounter(ctx, op, ctx.instance.db, counterKey(ctx)),
+  delete: (ctx, op) => deleteItem(ctx, op, ctx.instance.writer, itemKey(ctx)),
+  increment: (ctx, op) => incrementCounter(ctx, op, ctx.instance.writer, counterKey(ctx)),
   'tx-commit': (ctx, op) => transaction(ctx, op, false),
   'tx-rollback': (ctx, op) => transaction(ctx, op, true),
 };

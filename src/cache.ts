@@ -169,7 +169,9 @@ export function createCache(options: CacheOptions): TableCache {
     },
     async increment(table, pk, deltas) {
       requireEngine();
-      if (!writeBack) throw new CacheErrorClass('E_WRITE_BACK_TABLE', 'no table of this cache uses pattern "write-back"');
+      if (!writeBack) {
+        throw new CacheErrorClass('E_WRITE_BACK_TABLE', 'no table of this cache uses pattern "write-back"');
+      }
       return writeBack.increment(table, pk, deltas);
     },
     stats() {

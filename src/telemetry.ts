@@ -69,6 +69,10 @@ export interface TableStats {
   invalidations: number;
   /** Operations of this table that threw (`tablecache.result = error`). */
   errors: number;
+  /** Hits the drift sampler re-checked against the database (`createCache({ verify })`). */
+  driftChecks: number;
+  /** Checks that found the cached value differing from the database (see docs/freshness.md). */
+  drift: number;
   /** hits / reads, the same formula as the metric-based hit ratio; 0 before any read. */
   hitRatio: number;
 }
@@ -165,6 +169,7 @@ export class Telemetry {
   private readonly batchSize: Histogram;
   private readonly deadLetters: Counter;
   private readonly pendingCounter: UpDownCounter;
+  private readonly driftCount: Counter;
   private readonly tableStats = new Map<string, TableStats>();
   private readonly writeBackStats = new Map<string, WriteBackStats & { lags: number[] }>();
   private storeErrors = 0;
@@ -218,6 +223,10 @@ export class Telemetry {
     this.pendingCounter = meter.createUpDownCounter('tablecache.write_back.pending', {
       unit: '{write}',
       description: 'Writes acknowledged but not yet committed to the database.',
+    });
+    this.driftCount = meter.createCounter('tablecache.drift', {
+      unit: '{entry}',
+      description: 'Cached values the drift sampler found differing from the database (writes that bypassed tablecache).',
     });
     meter
       .createObservableGauge('tablecache.write_back.pending.age', {
@@ -346,6 +355,15 @@ export class Telemetry {
   oversized(table: string, pattern: Pattern): void {
     this.statsOf(table, pattern).oversized++;
     this.oversizedCount.add(1, { [DB_COLLECTION_NAME]: table, [TC_PATTERN]: patternAttribute(pattern) });
+  }
+
+  /** The drift sampler compared a cached value with the database; `drifted` when they differed. */
+  driftChecked(table: string, pattern: Pattern, drifted: boolean): void {
+    const s = this.statsOf(table, pattern);
+    s.driftChecks++;
+    if (!drifted) return;
+    s.drift++;
+    this.driftCount.add(1, { [DB_COLLECTION_NAME]: table, [TC_PATTERN]: patternAttribute(pattern) });
   }
 
   /** A table's generation was bumped (`*`: the whole namespace). */
@@ -496,6 +514,8 @@ function emptyStats(pattern: Pattern): TableStats {
     oversized: 0,
     invalidations: 0,
     errors: 0,
+    driftChecks: 0,
+    drift: 0,
     hitRatio: 0,
   };
 }

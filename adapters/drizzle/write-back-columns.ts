@@ -39,7 +39,10 @@ const DB_COMPUTED_TYPES = new Set(['PgSerial', 'PgSmallSerial', 'PgBigSerial53',
  * schema is not known. Throws a PolicyError for generated columns (their value follows other
  * columns, which a cached row could not track).
  */
-export function columnDefaults(schema: Record<string, unknown> | undefined, table: TableInfo): Map<string, DefaultSpec> {
+export function columnDefaults(
+  schema: Record<string, unknown> | undefined,
+  table: TableInfo,
+): Map<string, DefaultSpec> {
   const out = new Map<string, DefaultSpec>();
   const drizzleTable = schema ? findTable(schema, table) : undefined;
   if (!drizzleTable) {

@@ -35,7 +35,9 @@ export type ParsedWrite =
       table: QualifiedName;
       columns: string[];
       rows: Cell[][];
-      conflict?: { target: string[] | null; action: 'nothing' } | { target: string[]; action: 'update'; set: Assignment[] };
+      conflict?:
+        | { target: string[] | null; action: 'nothing' }
+        | { target: string[]; action: 'update'; set: Assignment[] };
       returning?: string[] | '*';
     }
   | { kind: 'update'; table: QualifiedName; set: Assignment[]; keys: KeyList; returning?: string[] | '*' }
@@ -56,7 +58,13 @@ class WriteParser {
   constructor(private readonly toks: Token[]) {}
 
   parse(): ParsedWrite | null {
-    const result = this.word('insert') ? this.insert() : this.word('update') ? this.update() : this.word('delete') ? this.delete() : null;
+    const result = this.word('insert')
+      ? this.insert()
+      : this.word('update')
+        ? this.update()
+        : this.word('delete')
+          ? this.delete()
+          : null;
     if (!result) return null;
     this.op(';');
     return this.i === this.toks.length ? result : null;

@@ -86,8 +86,13 @@ export function drizzleSink(session: SinkSession): WriteBackSink {
       const chunk = Math.max(1, Math.floor(MAX_PARAMS / perKey));
       for (let start = 0; start < pks.length; start += chunk) {
         const keys = pks.slice(start, start + chunk);
-        const pkCols = table.primaryKey.map((c, i) => sql`${col(c)}::text as ${sql.identifier(`k${i}`)}`);
-        const valueCols = table.columns.map((c, i) => sql`${col(c.name)}::text as ${sql.identifier(`c${i}`)}`);
+        const types = new Map(table.columns.map((c) => [c.name, c.type.kind]));
+        const pkCols = table.primaryKey.map(
+          (c, i) => sql`${asText(col(c), types.get(c))} as ${sql.identifier(`k${i}`)}`,
+        );
+        const valueCols = table.columns.map(
+          (c, i) => sql`${asText(col(c.name), c.type.kind)} as ${sql.identifier(`c${i}`)}`,
+        );
         const query = sql`select ${sql.join([...pkCols, ...valueCols], sql`, `)} from ${tableRef(table)} where ${keyMatch(table, keys, undefined)}`;
         for (const row of rowsOf(await session.execute(query))) {
           const pk = table.primaryKey.map((_, i) => String(row[`k${i}`]));
@@ -106,7 +111,9 @@ export function drizzleSink(session: SinkSession): WriteBackSink {
       await ensureBookkeeping();
       return session.transaction(async (tx) => {
         await tx.execute(sql.raw(`set local lock_timeout = ${Math.max(1, Math.round(options.lockTimeoutMs))}`));
-        await tx.execute(sql.raw(`set local statement_timeout = ${Math.max(1, Math.round(options.statementTimeoutMs))}`));
+        await tx.execute(
+          sql.raw(`set local statement_timeout = ${Math.max(1, Math.round(options.statementTimeoutMs))}`),
+        );
         return fn(sinkTransaction(tx));
       });
     },
@@ -120,7 +127,8 @@ async function createOffsetsTable(session: SqlRunner): Promise<void> {
     );
   } catch (error) {
     // Two processes creating it at once: one wins, the other sees a duplicate; either way it exists.
-    const code = (error as { cause?: { code?: unknown }; code?: unknown }).cause?.code ?? (error as { code?: unknown }).code;
+    const code =
+      (error as { cause?: { code?: unknown }; code?: unknown }).cause?.code ?? (error as { code?: unknown }).code;
     if (code !== '23505' && code !== '42P07') throw error;
   }
 }
@@ -181,11 +189,23 @@ async function applyPlans(tx: SqlRunner, table: SinkTable, plans: readonly RowPl
       const chunk = deletes.slice(i, i + Math.floor(MAX_PARAMS / table.primaryKey.length));
       i += chunk.length;
       affected += affectedOf(
-        await tx.execute(sql`delete from ${tableRef(table)} where ${keyMatch(table, chunk.map((p) => p.pk), undefined)}`),
+        await tx.execute(
+          sql`delete from ${tableRef(table)} where ${keyMatch(
+            table,
+            chunk.map((p) => p.pk),
+            undefined,
+          )}`,
+        ),
       );
     }
     for (const [kind, rows] of inserts) {
-      const result = await insertRows(tx, table, r, kind, rows.map((x) => x.plan));
+      const result = await insertRows(
+        tx,
+        table,
+        r,
+        kind,
+        rows.map((x) => x.plan),
+      );
       fills.push(...result.fills);
       affected += result.affected;
       if (kind === 'ups') {
@@ -258,9 +278,17 @@ async function insertRows(
     const conflict = kind === 'ins' ? sql`` : sql` on conflict (${target}) do nothing`;
     const wantReturn = unknown.size > 0 || kind === 'ups';
     const filled = columns.filter((c) => unknown.has(c.name));
-    const returning = wantReturn ? sql` returning ${returningList(table, filled.map((c) => c.name))}` : sql``;
+    const returning = wantReturn
+      ? sql` returning ${returningList(
+          table,
+          filled.map((c) => c.name),
+        )}`
+      : sql``;
     const result = await tx.execute(
-      sql`insert into ${tableRef(table)} (${sql.join(columns.map((c) => col(c.name)), sql`, `)}) values ${sql.join(tuples, sql`, `)}${conflict}${returning}`,
+      sql`insert into ${tableRef(table)} (${sql.join(
+        columns.map((c) => col(c.name)),
+        sql`, `,
+      )}) values ${sql.join(tuples, sql`, `)}${conflict}${returning}`,
     );
     affected += affectedOf(result);
     if (wantReturn) {
@@ -339,15 +367,29 @@ async function updateRows(
 }
 
 /** `pk::text as k0, ..., col::text as f0, ...` (qualified by `alias` when given). */
-function returningList(table: SinkTable, columns: readonly string[], alias?: SQL | ReturnType<typeof sql.identifier>): SQL {
+function returningList(
+  table: SinkTable,
+  columns: readonly string[],
+  alias?: SQL | ReturnType<typeof sql.identifier>,
+): SQL {
   const ref = (c: string) => (alias ? sql`${alias}.${col(c)}` : col(c));
+  const kinds = new Map(table.columns.map((c) => [c.name, c.type.kind]));
   return sql.join(
     [
-      ...table.primaryKey.map((c, i) => sql`${ref(c)}::text as ${sql.identifier(`k${i}`)}`),
-      ...columns.map((c, i) => sql`${ref(c)}::text as ${sql.identifier(`f${i}`)}`),
+      ...table.primaryKey.map((c, i) => sql`${asText(ref(c), kinds.get(c))} as ${sql.identifier(`k${i}`)}`),
+      ...columns.map((c, i) => sql`${asText(ref(c), kinds.get(c))} as ${sql.identifier(`f${i}`)}`),
     ],
     sql`, `,
   );
+}
+
+/**
+ * A column as the text its type's output function writes (what a driver receives): a cast to
+ * text, except for boolean, whose cast says `true` where the output function says `t`.
+ */
+function asText(ref: SQL, kind: string | undefined): SQL {
+  if (kind === 'bool') return sql`(case when ${ref} then 't' when not ${ref} then 'f' end)`;
+  return sql`${ref}::text`;
 }
 
 /** `"id" in ($1::integer, ...)` or `("a", "b") in (($1::integer, $2::text), ...)`. */
@@ -363,7 +405,13 @@ function keyMatch(table: SinkTable, keys: readonly (readonly string[])[], alias:
     )})`;
   }
   const tuple = sql.join(pk.map(ref), sql`, `);
-  const values = keys.map((k) => sql`(${sql.join(pk.map((c, i) => typed(k[i] as string, types.get(c) as string)), sql`, `)})`);
+  const values = keys.map(
+    (k) =>
+      sql`(${sql.join(
+        pk.map((c, i) => typed(k[i] as string, types.get(c) as string)),
+        sql`, `,
+      )})`,
+  );
   return sql`(${tuple}) in (${sql.join(values, sql`, `)})`;
 }
 
@@ -377,7 +425,9 @@ function col(name: string): SQL {
 }
 
 function tableRef(table: SinkTable): SQL {
-  return table.schema ? sql`${sql.identifier(table.schema)}.${sql.identifier(table.name)}` : sql`${sql.identifier(table.name)}`;
+  return table.schema
+    ? sql`${sql.identifier(table.schema)}.${sql.identifier(table.name)}`
+    : sql`${sql.identifier(table.name)}`;
 }
 
 /** Object rows of a raw result: `{ rows }` (pg, PGlite) or the row array (postgres-js). */

@@ -4,7 +4,7 @@
  * this: `withCache` attaches write-back by itself.
  */
 import { drizzle } from 'drizzle-orm/node-postgres';
-import { type TableCache, createCache } from '../../src/cache.js';
+import { createCache, type TableCache } from '../../src/cache.js';
 import type { CacheError } from '../../src/errors.js';
 import { CacheError as CacheErrorClass } from '../../src/errors.js';
 import type { Policy } from '../../src/policy/types.js';

@@ -91,7 +91,11 @@ function buildInsert(
     }
     const key = pk.map((c) => (values.get(c) as string).slice(1));
     if (returning?.some((c) => values.get(c) === 'u')) return undefined;
-    const write: RowWrite = { k: kind, pk: key, v: table.sink.columns.map((c) => set(c.name, values.get(c.name) as string)) };
+    const write: RowWrite = {
+      k: kind,
+      pk: key,
+      v: table.sink.columns.map((c) => set(c.name, values.get(c.name) as string)),
+    };
     if (parsed.conflict?.action === 'update') {
       const changes = changesOf(parsed.conflict.set, ctx, values);
       if (!changes) return undefined;
@@ -111,7 +115,11 @@ function keysOf(list: readonly Record<string, number>[], ctx: BuildContext): str
     if (Object.keys(key).length !== pk.length || !pk.every((c) => Object.hasOwn(key, c))) return undefined;
     const texts: string[] = [];
     for (const c of pk) {
-      const text = canonicalValue(ctx.table.columns.get(c) as ColumnType, ctx.params[(key[c] as number) - 1], ctx.normalize);
+      const text = canonicalValue(
+        ctx.table.columns.get(c) as ColumnType,
+        ctx.params[(key[c] as number) - 1],
+        ctx.normalize,
+      );
       if (text === NOT_EXACT || text === null) return undefined;
       texts.push(text);
     }

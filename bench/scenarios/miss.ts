@@ -1,63 +1,47 @@
-import { and, eq, ne, sql } from 'drizzle-orm';
 import { cacheCounts, cachedClient } from '../context.js';
+import { lookup, lookupParams, prepareLookup } from '../queries.js';
 import type { Labelled, Scenario } from '../scenario.js';
 import { measureGroup } from '../scenario.js';
-import { ITEM_COUNT, itemCode } from '../schema.js';
 
 /**
- * Cache-aside misses: every operation asks a query never asked before (a one-row lookup by code
- * plus an always-true `id <> -n` with a fresh n), so tablecache reads Redis, queries PostgreSQL
- * and fills in the background. Baselines: the same query uncached, and the GET floor.
+ * Cache-aside misses: every operation asks a query never asked before (the "lookup n" query with
+ * a fresh n), so tablecache reads Redis, queries PostgreSQL and fills in the background.
+ * Baselines: the same queries uncached, and the GET floor.
  */
 export const miss: Scenario = {
   name: 'miss',
   title: 'Cache-aside misses (P3)',
   async run(ctx, rec) {
-    const { items } = ctx.tables;
     const tc = cachedClient(ctx, 'miss', { items: { pattern: 'cache-aside', ttl: '5m' } });
-    const codeOf = (n: number) => itemCode((n % ITEM_COUNT) + 1);
     const floorKey = (n: number) => `${ctx.keyPrefix}:miss-floor:${n % 100}`;
-    // A fresh parameter per call, across concurrencies too (the harness index restarts per group).
+    // A fresh n per call, across concurrencies too (the harness index restarts for each group).
     let fresh = 0;
     const next = () => ++fresh;
-    const query = (db: typeof ctx.db, n: number) =>
-      db
-        .select()
-        .from(items)
-        .where(and(eq(items.code, codeOf(n)), ne(items.id, -n)));
-    const prepare = (db: typeof ctx.db, name: string) =>
-      db
-        .select()
-        .from(items)
-        .where(and(eq(items.code, sql.placeholder('code')), ne(items.id, sql.placeholder('neg'))))
-        .prepare(name);
-    const tcPrepared = prepare(tc.db, 'bench_tc_miss');
-    const plainPrepared = prepare(ctx.db, 'bench_plain_miss');
+    const tcPrepared = prepareLookup(tc.db, ctx.tables, 'bench_tc_miss');
+    const plainPrepared = prepareLookup(ctx.db, ctx.tables, 'bench_plain_miss');
     try {
       const pipeline = ctx.redis.pipeline();
       for (let n = 0; n < 100; n++) {
-        pipeline.set(floorKey(n), JSON.stringify(await query(ctx.db, n + 1)), 'EX', 600);
+        pipeline.set(floorKey(n), JSON.stringify(await lookup(ctx.db, ctx.tables, n)), 'EX', 600);
       }
       await pipeline.exec();
       const before = cacheCounts(tc.cache);
       const subjects: Labelled[] = [
-        { name: 'tablecache.miss.builder', label: 'tablecache miss, builder', op: () => query(tc.db, next()) },
+        {
+          name: 'tablecache.miss.builder',
+          label: 'tablecache miss, builder',
+          op: () => lookup(tc.db, ctx.tables, next()),
+        },
         {
           name: 'tablecache.miss.prepared',
           label: 'tablecache miss, prepared',
-          op: () => {
-            const n = next();
-            return tcPrepared.execute({ code: codeOf(n), neg: -n });
-          },
+          op: () => tcPrepared.execute(lookupParams(next())),
         },
-        { name: 'uncached.builder', label: 'uncached Drizzle, builder', op: () => query(ctx.db, next()) },
+        { name: 'uncached.builder', label: 'uncached Drizzle, builder', op: () => lookup(ctx.db, ctx.tables, next()) },
         {
           name: 'uncached.prepared',
           label: 'uncached Drizzle, prepared',
-          op: () => {
-            const n = next();
-            return plainPrepared.execute({ code: codeOf(n), neg: -n });
-          },
+          op: () => plainPrepared.execute(lookupParams(next())),
         },
         {
           name: 'floor.get-parse',

@@ -32,7 +32,8 @@ Exit codes: 0 drained and stopped; 1 the policy does not fit the schema; 2 usage
 function crashHooks(spec: string | undefined): FlusherHooks | undefined {
   if (!spec) return undefined;
   const [point, nth] = spec.split(':');
-  if (point !== 'before-commit' && point !== 'after-commit') throw new CliError('E_CLI_USAGE', `bad TABLECACHE_WORKER_CRASH ${spec}`);
+  if (point !== 'before-commit' && point !== 'after-commit')
+    throw new CliError('E_CLI_USAGE', `bad TABLECACHE_WORKER_CRASH ${spec}`);
   let remaining = Number(nth ?? '1');
   const maybeCrash = () => {
     if (--remaining <= 0) process.kill(process.pid, 'SIGKILL');
@@ -75,7 +76,12 @@ export const command: CliCommand = {
       writeBack: {
         worker: true,
         consumer: values.consumer,
-        leaseTtl: leaseTtl === undefined ? undefined : /^\d+(\.\d+)?$/.test(leaseTtl) ? Number(leaseTtl) : (leaseTtl as `${number}s`),
+        leaseTtl:
+          leaseTtl === undefined
+            ? undefined
+            : /^\d+(\.\d+)?$/.test(leaseTtl)
+              ? Number(leaseTtl)
+              : (leaseTtl as `${number}s`),
         hooks: crashHooks(process.env.TABLECACHE_WORKER_CRASH),
       },
     });

@@ -124,12 +124,23 @@ export const command: CliCommand = {
           return await status(open, tables, values.json === true);
         case 'drain':
           for (const t of tables) await open.runtime.drain(t);
-          console.log(values.json ? JSON.stringify({ drained: tables.map((t) => t.id) }) : `drained ${tables.map((t) => t.id).join(', ')}`);
+          console.log(
+            values.json
+              ? JSON.stringify({ drained: tables.map((t) => t.id) })
+              : `drained ${tables.map((t) => t.id).join(', ')}`,
+          );
           return 0;
         case 'dlq list':
           return await list(open, tables, count(values.count), values.json === true);
         default:
-          return await repair(open, tables[0] as WriteBackTable, action === 'dlq replay', values.id ?? [], values.all === true, values.json === true);
+          return await repair(
+            open,
+            tables[0] as WriteBackTable,
+            action === 'dlq replay',
+            values.id ?? [],
+            values.all === true,
+            values.json === true,
+          );
       }
     } finally {
       await open.close();
@@ -140,12 +151,16 @@ export const command: CliCommand = {
 function selectTables(open: OpenWriteBack, name: string | undefined, requireOne: boolean): WriteBackTable[] {
   const all = [...open.runtime.tables.values()];
   if (name === undefined) {
-    if (requireOne) throw new CliError('E_CLI_USAGE', `--table is required; write-back tables: ${all.map((t) => t.id).join(', ')}`);
+    if (requireOne)
+      throw new CliError('E_CLI_USAGE', `--table is required; write-back tables: ${all.map((t) => t.id).join(', ')}`);
     return all;
   }
-  const table =
-    open.runtime.table(name) ?? all.find((t) => t.info.name === name || t.info.aliases.includes(name));
-  if (!table) throw new CliError('E_CLI_USAGE', `"${name}" is not a write-back table; they are: ${all.map((t) => t.id).join(', ')}`);
+  const table = open.runtime.table(name) ?? all.find((t) => t.info.name === name || t.info.aliases.includes(name));
+  if (!table)
+    throw new CliError(
+      'E_CLI_USAGE',
+      `"${name}" is not a write-back table; they are: ${all.map((t) => t.id).join(', ')}`,
+    );
   return [table];
 }
 
@@ -176,7 +191,14 @@ async function list(open: OpenWriteBack, tables: readonly WriteBackTable[], n: n
   const out: { table: string; id: string; original: string; at: string; error: string; write: unknown }[] = [];
   for (const t of tables) {
     for (const d of await open.runtime.deadLetters(t, n)) {
-      out.push({ table: t.id, id: d.id, original: d.original, at: new Date(d.at).toISOString(), error: d.error, write: JSON.parse(d.payload) });
+      out.push({
+        table: t.id,
+        id: d.id,
+        original: d.original,
+        at: new Date(d.at).toISOString(),
+        error: d.error,
+        write: JSON.parse(d.payload),
+      });
     }
   }
   if (json) console.log(JSON.stringify(out, null, 2));
@@ -200,7 +222,8 @@ async function repair(
   all: boolean,
   json: boolean,
 ): Promise<number> {
-  if (ids.length === 0 && !all) throw new CliError('E_CLI_USAGE', 'name dead letters with --id <id> (repeatable) or --all');
+  if (ids.length === 0 && !all)
+    throw new CliError('E_CLI_USAGE', 'name dead letters with --id <id> (repeatable) or --all');
   const letters = (await open.runtime.deadLetters(table, 1_000_000)).filter((d) => all || ids.includes(d.id));
   const missing = all ? [] : ids.filter((id) => !letters.some((d) => d.id === id));
   const done = replay
@@ -211,14 +234,18 @@ async function repair(
       );
   const verb = replay ? 'replayed' : 'dropped';
   if (json) console.log(JSON.stringify({ table: table.id, [verb]: done, missing }));
-  else console.log(`${verb} ${done} dead letter(s) of ${table.id}${missing.length > 0 ? `; not found: ${missing.join(', ')}` : ''}`);
+  else
+    console.log(
+      `${verb} ${done} dead letter(s) of ${table.id}${missing.length > 0 ? `; not found: ${missing.join(', ')}` : ''}`,
+    );
   return missing.length > 0 ? 2 : 0;
 }
 
 function count(value: string | undefined): number {
   if (value === undefined) return 100;
   const n = Number(value);
-  if (!Number.isSafeInteger(n) || n < 1) throw new CliError('E_CLI_USAGE', `--count must be a positive whole number, got ${value}`);
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new CliError('E_CLI_USAGE', `--count must be a positive whole number, got ${value}`);
   return n;
 }
 

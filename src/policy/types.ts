@@ -21,6 +21,24 @@ export interface FlushPolicy {
 }
 
 /**
+ * Spread of entry lifetimes: a number below 1 is a fraction of the TTL (`0.1` = ±10%), a string is
+ * a duration (`'30s'` = ±30 s). `0` or `false` turns it off. See docs/freshness.md.
+ */
+export type TtlJitter = number | Exclude<Duration, number> | false;
+
+/** Sliding expiration: every hit extends the entry to `ttl` from now, up to `maxAge` after its fill. */
+export interface SlidingPolicy {
+  /** The longest an entry lives after it was filled, however often it is read. At least `ttl`. */
+  maxAge: Duration;
+}
+
+/** Early refresh (XFetch): hits near expiry refresh the entry in the background. */
+export interface EarlyRefreshPolicy {
+  /** Above 1 refreshes earlier, below 1 later; from 0 (exclusive) to 10. @default 1 */
+  beta?: number;
+}
+
+/**
  * The policy of one table (or view). Every field but `pattern` may come from `defaults`.
  * `TName` narrows `reads` to the schema's table names when the policy is typed by a schema.
  */
@@ -35,6 +53,16 @@ export interface TablePolicy<TName extends string = string> {
   reads?: readonly TName[];
   /** Write-back flusher settings (only for `pattern: 'write-back'`). */
   flush?: FlushPolicy;
+  /** Randomizes each entry's TTL so entries filled together do not expire together. @default false */
+  ttlJitter?: TtlJitter;
+  /** Hits extend an entry's life up to a maximum age. @default false */
+  sliding?: SlidingPolicy | false;
+  /** Refreshes hot entries in the background shortly before they expire (XFetch). @default false */
+  earlyRefresh?: EarlyRefreshPolicy | false;
+  /** How long after its TTL an entry may still be served while one caller refreshes it. @default false */
+  grace?: Duration | false;
+  /** With `grace`: keep serving the expired entry (up to `grace`) while the database fails. @default false */
+  serveStaleOnDbError?: boolean;
 }
 
 /** Table-independent settings every table inherits unless it overrides them (`reads` is per view). */
@@ -91,7 +119,20 @@ export interface ResolvedTablePolicy {
   readonly reads?: readonly string[] | undefined;
   /** Write-back flusher settings, always complete (unused unless the pattern is write-back). */
   readonly flush: ResolvedFlushPolicy;
+  /** TTL jitter as a fraction of the TTL or in milliseconds; undefined when off. */
+  readonly ttlJitter?: ResolvedTtlJitter | undefined;
+  /** Sliding expiration; undefined when off. */
+  readonly sliding?: { readonly maxAgeMs: number } | undefined;
+  /** Early refresh (XFetch); undefined when off. */
+  readonly earlyRefresh?: { readonly beta: number } | undefined;
+  /** Grace period after the TTL in milliseconds; undefined when off. */
+  readonly graceMs?: number | undefined;
+  /** Whether an expired entry keeps being served within `grace` while the database fails. */
+  readonly serveStaleOnDbError?: boolean | undefined;
 }
+
+/** TTL jitter with its unit: a fraction of the TTL, or milliseconds. */
+export type ResolvedTtlJitter = { readonly fraction: number } | { readonly ms: number };
 
 /** Write-back flusher settings with defaults applied and `every` in milliseconds. */
 export type ResolvedFlushPolicy = Readonly<Required<Omit<FlushPolicy, 'every'>> & { everyMs: number }>;

@@ -3,16 +3,29 @@ import { PolicyError } from '../errors.js';
 import { BACKPRESSURE_MODES, BUILTIN_DEFAULTS, LIMITS, PATTERNS, PRIORITIES } from './constants.js';
 import { IssueCollector, type IssueSource, type PathSegment } from './issues.js';
 import { didYouMean } from './suggest.js';
-import type { BackpressureMode, Pattern, Policy, ResolvedFlushPolicy, ResolvedTablePolicy } from './types.js';
+import type {
+  BackpressureMode,
+  Pattern,
+  Policy,
+  ResolvedFlushPolicy,
+  ResolvedTablePolicy,
+  ResolvedTtlJitter,
+} from './types.js';
 import { describe, isRecord, nameProblem, own, quote, truncate } from './values.js';
 
 /** Where a policy came from, so errors can name files (and lines). */
 export interface ValidateSource extends IssueSource {}
 
 const TOP_KEYS = ['namespace', 'version', 'defaults', 'tables'];
-const TABLE_KEYS = ['pattern', 'ttl', 'maxValueBytes', 'reads', 'flush'];
-const DEFAULT_KEYS = ['pattern', 'ttl', 'maxValueBytes', 'flush'];
+/** TTL strategies (docs/freshness.md). */
+const FRESHNESS_KEYS = ['ttlJitter', 'sliding', 'earlyRefresh', 'grace', 'serveStaleOnDbError'];
+const TABLE_KEYS = ['pattern', 'ttl', 'maxValueBytes', 'reads', 'flush', ...FRESHNESS_KEYS];
+const DEFAULT_KEYS = ['pattern', 'ttl', 'maxValueBytes', 'flush', ...FRESHNESS_KEYS];
 const FLUSH_KEYS = ['every', 'batch', 'maxPending', 'onBackpressure', 'priority'];
+const SLIDING_KEYS = ['maxAge'];
+const EARLY_REFRESH_KEYS = ['beta'];
+/** Largest XFetch beta accepted: beyond it nearly every hit would refresh. */
+const MAX_BETA = 10;
 /** Duration strings longer than this are certainly malformed; they are not parsed at all. */
 const MAX_DURATION_TEXT = 32;
 
@@ -25,6 +38,12 @@ interface Entry {
   maxValueBytes?: number;
   reads?: readonly string[];
   flush?: FlushFields;
+  // TTL strategies: `null` is an explicit "off" (`false`, `0`) that overrides `defaults`.
+  ttlJitter?: ResolvedTtlJitter | null;
+  sliding?: { maxAgeMs: number } | null;
+  earlyRefresh?: { beta: number } | null;
+  graceMs?: number | null;
+  serveStaleOnDbError?: boolean;
 }
 
 /** Checks one entry's fields, reporting into `issues`; `table` is the policy key, if a table. */
@@ -142,6 +161,71 @@ class EntryReader {
     return out;
   }
 
+  ttlJitter(record: Record<string, unknown>): ResolvedTtlJitter | null | undefined {
+    const value = own(record, 'ttlJitter');
+    if (value === undefined) return undefined;
+    if (value === false || value === 0) return null;
+    if (typeof value === 'number' && Number.isFinite(value) && value > 0 && value < 1) return { fraction: value };
+    if (typeof value === 'string') {
+      const ms = this.duration(record, ['ttlJitter']);
+      return ms === undefined ? undefined : { ms };
+    }
+    this.report(
+      ['ttlJitter'],
+      `ttlJitter must be a fraction of the TTL from 0 to below 1 (0.1 = ±10%), a duration string like "30s", or false, got ${describe(value)}`,
+    );
+    return undefined;
+  }
+
+  grace(record: Record<string, unknown>): number | null | undefined {
+    const value = own(record, 'grace');
+    if (value === false || value === 0) return null;
+    return this.duration(record, ['grace']);
+  }
+
+  sliding(record: Record<string, unknown>): { maxAgeMs: number } | null | undefined {
+    const value = own(record, 'sliding');
+    if (value === undefined) return undefined;
+    if (value === false) return null;
+    if (!isRecord(value)) {
+      this.report(['sliding'], `sliding must be a mapping of maxAge, or false, got ${describe(value)}`);
+      return undefined;
+    }
+    this.unknownKeys(value, SLIDING_KEYS, ['sliding']);
+    if (own(value, 'maxAge') === undefined) {
+      this.report(['sliding', 'maxAge'], 'sliding.maxAge is required: the longest an entry lives after its fill');
+      return undefined;
+    }
+    const maxAgeMs = this.duration(value, ['sliding', 'maxAge']);
+    return maxAgeMs === undefined ? undefined : { maxAgeMs };
+  }
+
+  earlyRefresh(record: Record<string, unknown>): { beta: number } | null | undefined {
+    const value = own(record, 'earlyRefresh');
+    if (value === undefined) return undefined;
+    if (value === false) return null;
+    if (!isRecord(value)) {
+      this.report(['earlyRefresh'], `earlyRefresh must be a mapping of beta, or false, got ${describe(value)}`);
+      return undefined;
+    }
+    this.unknownKeys(value, EARLY_REFRESH_KEYS, ['earlyRefresh']);
+    const beta = own(value, 'beta');
+    if (beta === undefined) return { beta: 1 };
+    if (typeof beta === 'number' && Number.isFinite(beta) && beta > 0 && beta <= MAX_BETA) return { beta };
+    this.report(
+      ['earlyRefresh', 'beta'],
+      `beta must be a number above 0 and at most ${MAX_BETA} (1 is the usual choice), got ${describe(beta)}`,
+    );
+    return undefined;
+  }
+
+  boolean(record: Record<string, unknown>, key: string): boolean | undefined {
+    const value = own(record, key);
+    if (value === undefined || typeof value === 'boolean') return value;
+    this.report([key], `${key} must be true or false, got ${describe(value)}`);
+    return undefined;
+  }
+
   /** Validates a whole entry; undefined when it is not even a mapping. */
   entry(raw: unknown): Entry | undefined {
     const isTable = this.table !== undefined;
@@ -160,6 +244,16 @@ class EntryReader {
     const maxValueBytes = this.integer(raw, ['maxValueBytes'], 1, LIMITS.maxValueBytes);
     const reads = isTable ? this.reads(raw) : undefined;
     const flush = this.flush(raw);
+    const ttlJitter = this.ttlJitter(raw);
+    const sliding = this.sliding(raw);
+    const earlyRefresh = this.earlyRefresh(raw);
+    const graceMs = this.grace(raw);
+    const serveStaleOnDbError = this.boolean(raw, 'serveStaleOnDbError');
+    if (ttlJitter !== undefined) entry.ttlJitter = ttlJitter;
+    if (sliding !== undefined) entry.sliding = sliding;
+    if (earlyRefresh !== undefined) entry.earlyRefresh = earlyRefresh;
+    if (graceMs !== undefined) entry.graceMs = graceMs;
+    if (serveStaleOnDbError !== undefined) entry.serveStaleOnDbError = serveStaleOnDbError;
     if (pattern !== undefined) entry.pattern = pattern;
     if (ttlMs !== undefined) entry.ttlMs = ttlMs;
     if (maxValueBytes !== undefined) entry.maxValueBytes = maxValueBytes;
@@ -170,6 +264,16 @@ class EntryReader {
     }
     if (isTable && pattern !== undefined && pattern !== 'write-back' && own(raw, 'flush') !== undefined) {
       this.report(['flush'], `flush is only allowed with pattern "write-back", but the pattern is "${pattern}"`);
+    }
+    if (isTable && (pattern === 'none' || pattern === 'write-back')) {
+      for (const key of FRESHNESS_KEYS) {
+        const value = own(raw, key);
+        if (value === undefined || value === false || value === 0) continue;
+        this.report(
+          [key],
+          `${key} only applies to patterns "cache-aside" and "write-through" (cached reads), but the pattern is "${pattern}"`,
+        );
+      }
     }
     return entry;
   }
@@ -195,6 +299,7 @@ export function validatePolicy(input: unknown, source: ValidateSource = {}): Pol
     rawDefaults === undefined ? {} : new EntryReader(issues, ['defaults'], undefined).entry(rawDefaults);
   const defaults = resolve(defaultsEntry ?? {}, undefined);
   checkBatch(defaults.flush, defaultsEntry?.flush, ['defaults'], undefined, issues);
+  checkFreshness(defaults, defaultsEntry ?? {}, ['defaults'], undefined, issues);
 
   const tables = new Map<string, ResolvedTablePolicy>();
   const rawTables = own(input, 'tables');
@@ -211,6 +316,9 @@ export function validatePolicy(input: unknown, source: ValidateSource = {}): Pol
       if (entry === undefined || entry.pattern === undefined) continue;
       const resolved = resolve(entry, defaults);
       if (resolved.pattern === 'write-back') checkBatch(resolved.flush, entry.flush, ['tables', name], name, issues);
+      if (resolved.pattern === 'cache-aside' || resolved.pattern === 'write-through') {
+        checkFreshness(resolved, entry, ['tables', name], name, issues);
+      }
       tables.set(name, resolved);
     }
   }
@@ -261,13 +369,86 @@ function readVersion(input: Record<string, unknown>, issues: IssueCollector): nu
 function resolve(entry: Entry, base: ResolvedTablePolicy | undefined): ResolvedTablePolicy {
   const fallback = base ?? BUILTIN_DEFAULTS;
   const flush: ResolvedFlushPolicy = Object.freeze({ ...fallback.flush, ...entry.flush });
-  return Object.freeze({
+  const resolved: ResolvedTablePolicy = {
     pattern: entry.pattern ?? fallback.pattern,
     ttlMs: entry.ttlMs ?? fallback.ttlMs,
     maxValueBytes: entry.maxValueBytes ?? fallback.maxValueBytes,
     reads: entry.reads,
     flush,
+  };
+  // Strategies that are off stay absent, so a resolved policy without them looks as it always did.
+  const ttlJitter = pick(entry.ttlJitter, base?.ttlJitter);
+  const sliding = pick(entry.sliding, base?.sliding);
+  const earlyRefresh = pick(entry.earlyRefresh, base?.earlyRefresh);
+  const graceMs = pick(entry.graceMs, base?.graceMs);
+  const serveStaleOnDbError = entry.serveStaleOnDbError ?? base?.serveStaleOnDbError;
+  return Object.freeze({
+    ...resolved,
+    ...(ttlJitter && { ttlJitter: Object.freeze({ ...ttlJitter }) }),
+    ...(sliding && { sliding: Object.freeze({ ...sliding }) }),
+    ...(earlyRefresh && { earlyRefresh: Object.freeze({ ...earlyRefresh }) }),
+    ...(graceMs && { graceMs }),
+    ...(serveStaleOnDbError && { serveStaleOnDbError }),
   });
+}
+
+/** The entry's own setting (`null`: explicitly off), else the inherited one. */
+function pick<T>(own: T | null | undefined, inherited: T | undefined): T | undefined {
+  if (own === null) return undefined;
+  return own ?? inherited;
+}
+
+/**
+ * Cross-field rules of the TTL strategies, checked on the resolved entry: jitter shorter than the
+ * TTL, `sliding.maxAge` at least the TTL, `serveStaleOnDbError` only with `grace`.
+ */
+function checkFreshness(
+  resolved: ResolvedTablePolicy,
+  given: Entry,
+  path: readonly PathSegment[],
+  table: string | undefined,
+  issues: IssueCollector,
+): void {
+  const ttl = resolved.ttlMs;
+  const jitter = resolved.ttlJitter;
+  if (jitter && 'ms' in jitter && jitter.ms >= ttl) {
+    const field = given.ttlJitter !== undefined || given.ttlMs === undefined ? ['ttlJitter'] : ['ttl'];
+    issues.add(
+      [...path, ...field],
+      `ttlJitter (±${shownMs(jitter.ms)}) must be shorter than ttl (${shownMs(ttl)})`,
+      table,
+    );
+  }
+  const sliding = resolved.sliding;
+  if (sliding && sliding.maxAgeMs < ttl) {
+    const field = given.sliding !== undefined || given.ttlMs === undefined ? ['sliding', 'maxAge'] : ['ttl'];
+    issues.add(
+      [...path, ...field],
+      `sliding.maxAge (${shownMs(sliding.maxAgeMs)}) must be at least ttl (${shownMs(ttl)})`,
+      table,
+    );
+  }
+  if (resolved.serveStaleOnDbError && !resolved.graceMs) {
+    const field = given.serveStaleOnDbError !== undefined ? 'serveStaleOnDbError' : 'grace';
+    issues.add(
+      [...path, field],
+      'serveStaleOnDbError needs grace: an expired entry is only kept (and served) for grace after its TTL',
+      table,
+    );
+  }
+}
+
+/** Milliseconds as the shortest exact duration: `1h`, `5m`, `30s`, `250ms`. */
+function shownMs(ms: number): string {
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
+    if (ms >= size && ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
 }
 
 /** A batch larger than `maxPending` could never fill: back-pressure would start first. */

@@ -266,11 +266,21 @@ export class Flusher {
         checkWrite(table, write);
         decoded.push({ id: e.id, write, payload: e.payload });
       } catch (error) {
-        malformed.push({ id: e.id, row: table.rowKey(['']), payload: e.payload, error: `malformed entry: ${String(error)}` });
+        malformed.push({
+          id: e.id,
+          row: table.rowKey(['']),
+          payload: e.payload,
+          error: `malformed entry: ${String(error)}`,
+        });
       }
     }
     if (malformed.length > 0) {
-      const moved = await journal.deadLetter({ keys: table.keys, group: GROUP, owner: claim.owner, entries: malformed });
+      const moved = await journal.deadLetter({
+        keys: table.keys,
+        group: GROUP,
+        owner: claim.owner,
+        entries: malformed,
+      });
       if (moved === 'lost') throw new LeaseLostError(table.id);
       this.deadLettered(table, malformed.length, 'malformed entries');
     }
@@ -279,7 +289,9 @@ export class Flusher {
     const isolate = s.attempts >= options.attempts;
     const heartbeat = setInterval(
       () => {
-        void journal.renewLease({ keys: table.keys, owner: claim.owner, leaseTtlMs: options.leaseTtlMs }).catch(() => false);
+        void journal
+          .renewLease({ keys: table.keys, owner: claim.owner, leaseTtlMs: options.leaseTtlMs })
+          .catch(() => false);
       },
       Math.max(50, Math.floor(options.leaseTtlMs / 3)),
     );
@@ -307,7 +319,9 @@ export class Flusher {
       group: GROUP,
       applied: lastId,
       ttlMs: table.ttlMs,
-      entries: decoded.filter((e) => !committed.dead.has(e.id)).map((e) => ({ id: e.id, row: table.rowKey(e.write.pk) })),
+      entries: decoded
+        .filter((e) => !committed.dead.has(e.id))
+        .map((e) => ({ id: e.id, row: table.rowKey(e.write.pk) })),
       fills: committed.fills.map((f) => ({ row: table.rowKey(f.pk), column: f.column, field: field(f.value) })),
     });
     this.deps.telemetry.writeBackFlushed(
@@ -407,8 +421,13 @@ async function isolateRows(
 /** Rejects an entry naming columns the table does not have (schema drift, corruption). */
 function checkWrite(table: WriteBackTable, write: RowWrite): void {
   if (write.pk.length !== table.info.primaryKey.length) throw new TypeError('primary key arity differs from the table');
-  for (const c of [...(write.v ?? []), ...(write.s ?? [])]) {
-    if (!table.columns.has(c.c)) throw new TypeError(`unknown column ${JSON.stringify(c.c)}`);
+  for (const list of [write.v ?? [], write.s ?? []]) {
+    const seen = new Set<string>();
+    for (const c of list) {
+      if (!table.columns.has(c.c)) throw new TypeError(`unknown column ${JSON.stringify(c.c)}`);
+      if (seen.has(c.c)) throw new TypeError(`column ${JSON.stringify(c.c)} appears twice`);
+      seen.add(c.c);
+    }
   }
 }
 

@@ -9,7 +9,7 @@ type Json = null | boolean | { num: string } | string | Json[] | Map<string, Jso
 
 const MAX_DEPTH = 1000;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-const STRING = /"(?:[^"\\\u0000-\u001f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"/y;
+const STRING = /"(?:[^"\\]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"/y;
 const NUMBER = /-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?/y;
 const SPACE = /[ \t\n\r]*/y;
 
@@ -36,6 +36,8 @@ function parseJson(text: string, jsonb: boolean): Json | undefined {
     const m = STRING.exec(text);
     if (!m) return undefined;
     i = STRING.lastIndex;
+    // JSON strings may not hold raw control characters.
+    for (let k = 0; k < m[0].length; k++) if (m[0].charCodeAt(k) < 0x20) return undefined;
     const s = JSON.parse(m[0]) as string;
     if (LONE_SURROGATE.test(s) || (jsonb && s.includes('\u0000'))) return undefined;
     return s;

@@ -3,16 +3,9 @@
  * semantics as the Redis journal (streams with a consumer group, leases, row entries), with the
  * journal lost when the process exits. Runs the shared row-state machine (row-state.ts).
  */
+
+import type { AppendResult, BaseToken, DeadLetter, Fields, JournalKeys, ReadRow, WriteBackJournal } from './journal.js';
 import { compareStreamIds } from './ops.js';
-import type {
-  AppendResult,
-  BaseToken,
-  DeadLetter,
-  Fields,
-  JournalKeys,
-  ReadRow,
-  WriteBackJournal,
-} from './journal.js';
 import { applyWrite, hasUnknown } from './row-state.js';
 
 /** What the memory store lends the journal. */
@@ -74,7 +67,10 @@ export function memoryJournal(host: MemoryJournalHost): MemoryJournal {
   const stampOf = (keys: JournalKeys) => `${host.counter(keys.generations[0])}|${host.counter(keys.generations[1])}`;
   const writeRow = (key: string, fields: Map<string, string>, ttlMs: number) => {
     const n = Number(fields.get('n') ?? '0');
-    hashes.set(key, { value: new Map(fields), expiresAt: n <= 0 ? host.now() + Math.max(1, Math.ceil(ttlMs)) : undefined });
+    hashes.set(key, {
+      value: new Map(fields),
+      expiresAt: n <= 0 ? host.now() + Math.max(1, Math.ceil(ttlMs)) : undefined,
+    });
   };
 
   /** Mirrors the Lua `loadrow`: undefined when missing or stale without pending writes (deleted). */
@@ -114,7 +110,8 @@ export function memoryJournal(host: MemoryJournalHost): MemoryJournal {
       const { keys } = request;
       const now = host.now();
       const stamp = stampOf(keys);
-      const baseOk = request.token !== undefined && request.token.stamp === stamp && now - request.token.t0 < request.ttlMs;
+      const baseOk =
+        request.token !== undefined && request.token.stamp === stamp && now - request.token.t0 < request.ttlMs;
       const want = request.want && request.want.length > 0 ? request.want : undefined;
       const states = new Map<string, { fields: Map<string, string>; suspect: boolean; fresh: boolean }>();
       const dirty = new Set<string>();

@@ -4,8 +4,9 @@
  * cached read decodes to exactly what a database read returns. A value whose stored form cannot
  * be predicted exactly normalises to NOT_EXACT and the write runs synchronously instead.
  */
-import { canonicalJsonb, isJsonText } from './jsonb.js';
+
 import { type Decimal, formatDecimal, integerDigits, parseNumericInput, rescale } from './decimal.js';
+import { canonicalJsonb, isJsonText } from './jsonb.js';
 import { formatDate, formatTimestamp, parseDateTime } from './pg-time.js';
 
 /** The supported column kinds. */
@@ -52,7 +53,12 @@ export interface NormalizeContext {
 }
 
 /** The settings of a stock PostgreSQL server with TimeZone UTC. */
-export const DEFAULT_CONTEXT: NormalizeContext = { dateStyleIso: true, timeZoneUtc: true, floatExact: true, byteaHex: true };
+export const DEFAULT_CONTEXT: NormalizeContext = {
+  dateStyleIso: true,
+  timeZoneUtc: true,
+  floatExact: true,
+  byteaHex: true,
+};
 
 /** Returned when a value's stored form cannot be predicted exactly. */
 export const NOT_EXACT: unique symbol = Symbol('tablecache.notExact');
@@ -158,7 +164,11 @@ export function canonicalDelta(type: ColumnType, value: unknown): string | typeo
 }
 
 /** The canonical text of a parameter value stored into a column of `type`. */
-export function canonicalValue(type: ColumnType, value: unknown, context: NormalizeContext = DEFAULT_CONTEXT): Canonical {
+export function canonicalValue(
+  type: ColumnType,
+  value: unknown,
+  context: NormalizeContext = DEFAULT_CONTEXT,
+): Canonical {
   if (value === null || value === undefined) return null;
   switch (type.kind) {
     case 'int2':
@@ -224,7 +234,8 @@ const FLOAT_TEXT = /^\s*[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?\s*
 
 function canonicalFloat(value: unknown): Canonical {
   let n: number;
-  if (typeof value === 'number') n = value;
+  // Drivers send a number as String(n), which turns -0 into 0.
+  if (typeof value === 'number') n = Object.is(value, -0) ? 0 : value;
   else if (typeof value === 'string') {
     const t = value.trim().toLowerCase();
     if (t === 'nan') return 'NaN';
@@ -270,7 +281,8 @@ function canonicalUuid(value: unknown): Canonical {
 }
 
 function canonicalBytea(value: unknown): Canonical {
-  if (value instanceof Uint8Array) return `\\x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex')}`;
+  if (value instanceof Uint8Array)
+    return `\\x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('hex')}`;
   if (typeof value === 'string' && /^\\x(?:[0-9a-fA-F]{2})*$/.test(value)) return value.toLowerCase();
   return NOT_EXACT;
 }

@@ -10,7 +10,6 @@ import type {
   DeadLetter,
   Fields,
   JournalDurability,
-  JournalKeys,
   JournalStatus,
   ReadRow,
   WriteBackJournal,
@@ -91,7 +90,9 @@ export function redisJournal(runner: ScriptRunner): WriteBackJournal {
       const spec: Record<string, unknown> = {
         m: String(request.maxPending),
         ttl: String(Math.max(1, Math.ceil(request.ttlMs))),
-        rows: request.rows.map((r) => (r.base ? { w: r.write, p: r.payload, b: r.base } : { w: r.write, p: r.payload })),
+        rows: request.rows.map((r) =>
+          r.base ? { w: r.write, p: r.payload, b: r.base } : { w: r.write, p: r.payload },
+        ),
       };
       if (request.token) {
         spec.t0 = String(request.token.t0);
@@ -118,7 +119,11 @@ export function redisJournal(runner: ScriptRunner): WriteBackJournal {
 
     async readRows({ keys, rows, want }) {
       const reply = await json<{ t0: string; st: string; r: unknown }>(
-        run(SCRIPTS.read, [...keys.generations, ...rows], [JSON.stringify({ want: want.length > 0 ? want : undefined })]),
+        run(
+          SCRIPTS.read,
+          [...keys.generations, ...rows],
+          [JSON.stringify({ want: want.length > 0 ? want : undefined })],
+        ),
       );
       return {
         token: { t0: Number(reply.t0), stamp: reply.st },
@@ -218,13 +223,19 @@ export function redisJournal(runner: ScriptRunner): WriteBackJournal {
         return [entry.id, String(i), entry.payload, entry.error];
       });
       const moved = Number(
-        await run(SCRIPTS.deadLetter, [keys.stream, keys.dlq, keys.lease, ...rows], [JSON.stringify({ g: group, o: owner, e })]),
+        await run(
+          SCRIPTS.deadLetter,
+          [keys.stream, keys.dlq, keys.lease, ...rows],
+          [JSON.stringify({ g: group, o: owner, e })],
+        ),
       );
       return moved < 0 ? 'lost' : moved;
     },
 
     async status(keys) {
-      const r = await json<Record<string, string>>(run(SCRIPTS.status, [keys.stream, keys.dlq, keys.applied, keys.lease], []));
+      const r = await json<Record<string, string>>(
+        run(SCRIPTS.status, [keys.stream, keys.dlq, keys.applied, keys.lease], []),
+      );
       return {
         length: Number(r.len),
         oldest: r.old || undefined,
@@ -260,7 +271,14 @@ export function redisJournal(runner: ScriptRunner): WriteBackJournal {
 
 const DLQ_DROP = script(`return redis.call('XDEL', KEYS[1], unpack(ARGV))`);
 
-function appendResultOf(reply: { s: string; r?: unknown; len?: string; now?: string; t0?: string; st?: string }): AppendResult {
+function appendResultOf(reply: {
+  s: string;
+  r?: unknown;
+  len?: string;
+  now?: string;
+  t0?: string;
+  st?: string;
+}): AppendResult {
   switch (reply.s) {
     case 'ok':
       return {

@@ -4,7 +4,7 @@
  * entries, drives the flusher, and applies back-pressure. Adapters call it with canonical values.
  */
 import { hostname } from 'node:os';
-import { parseDuration, type Duration } from '../duration.js';
+import { type Duration, parseDuration } from '../duration.js';
 import { CacheError, WriteBackError } from '../errors.js';
 import type { Telemetry } from '../telemetry.js';
 import { coalesce } from './coalesce.js';
@@ -278,13 +278,19 @@ export class WriteBackRuntime {
    * `cache.increment`: adds to numeric columns of one row. Returns whether the row exists.
    * Column names are database names; values are integers (or decimals for numeric columns).
    */
-  async increment(name: string, pk: unknown, deltas: Readonly<Record<string, number | bigint | string>>): Promise<boolean> {
+  async increment(
+    name: string,
+    pk: unknown,
+    deltas: Readonly<Record<string, number | bigint | string>>,
+  ): Promise<boolean> {
     const id = this.deps.lookup(name);
     const table = id === undefined ? undefined : this.tables.get(id);
     if (!table) {
       throw new CacheError(
         'E_WRITE_BACK_TABLE',
-        id === undefined ? `unknown table "${name}"` : `table "${id}" does not use pattern "write-back"; increment needs it`,
+        id === undefined
+          ? `unknown table "${name}"`
+          : `table "${id}" does not use pattern "write-back"; increment needs it`,
       );
     }
     const context = await this.normalizeContext();
@@ -303,7 +309,9 @@ export class WriteBackRuntime {
         );
       }
       const bounds = deltaBounds(type);
-      changes.push(bounds ? { k: 'd', c: column, v: delta, lo: bounds[0], hi: bounds[1] } : { k: 'd', c: column, v: delta });
+      changes.push(
+        bounds ? { k: 'd', c: column, v: delta, lo: bounds[0], hi: bounds[1] } : { k: 'd', c: column, v: delta },
+      );
     }
     if (changes.length === 0) throw new WriteBackError('E_WRITE_BACK_VALUE', 'increment needs at least one column');
     const write: RowWrite = { k: 'upd', pk: key, s: changes };
@@ -391,7 +399,10 @@ export class WriteBackRuntime {
 
   private requireSink(): WriteBackSink {
     if (!this.sink) {
-      throw new CacheError('E_NOT_ATTACHED', 'write-back needs the cache attached to a database client (withCache(db, cache))');
+      throw new CacheError(
+        'E_NOT_ATTACHED',
+        'write-back needs the cache attached to a database client (withCache(db, cache))',
+      );
     }
     return this.sink;
   }
@@ -468,7 +479,10 @@ export function primaryKeyTexts(table: WriteBackTable, pk: unknown, context: Nor
     const type = table.columns.get(column);
     const text = type ? canonicalValue(type, values[i], context) : NOT_EXACT;
     if (text === NOT_EXACT || text === null) {
-      throw new WriteBackError('E_WRITE_BACK_VALUE', `invalid primary-key value for column "${column}" of table "${table.id}"`);
+      throw new WriteBackError(
+        'E_WRITE_BACK_VALUE',
+        `invalid primary-key value for column "${column}" of table "${table.id}"`,
+      );
     }
     return text;
   });

@@ -67,7 +67,8 @@ export function runJournalConformance(name: string, make: () => Promise<JournalU
           token: extra.token,
           want: extra.want,
         });
-      const read = async (pk: string, want: string[]) => (await journal().readRows({ keys, rows: [row(pk)], want })).rows[0];
+      const read = async (pk: string, want: string[]) =>
+        (await journal().readRows({ keys, rows: [row(pk)], want })).rows[0];
       const claim = (consumer = 'c1', count = 100, leaseTtlMs = 10_000) =>
         journal().claim({ keys, group: GROUP, consumer, leaseTtlMs, count });
       return { keys, row, entry, append, read, claim };
@@ -106,7 +107,10 @@ export function runJournalConformance(name: string, make: () => Promise<JournalU
           token: first.token,
           want: ['name', 'views'],
         });
-        expect(second).toMatchObject({ status: 'ok', rows: [{ count: 1, fields: { x: '1', 'c:name': 'vb', 'c:views': 'v15' } }] });
+        expect(second).toMatchObject({
+          status: 'ok',
+          rows: [{ count: 1, fields: { x: '1', 'c:name': 'vb', 'c:views': 'v15' } }],
+        });
       });
 
       it('refuses a base read under an older generation stamp or after the TTL', async () => {
@@ -143,7 +147,11 @@ export function runJournalConformance(name: string, make: () => Promise<JournalU
           ins('2', [set('views', '1')]),
           { k: 'insn', pk: ['2'], v: [set('id', '2'), set('views', '9')] },
         ]);
-        expect(noop).toMatchObject({ status: 'ok', rows: [{ count: 0 }, { count: 0 }, { count: 1 }, { count: 0 }], length: 3 });
+        expect(noop).toMatchObject({
+          status: 'ok',
+          rows: [{ count: 0 }, { count: 0 }, { count: 1 }, { count: 0 }],
+          length: 3,
+        });
         expect(await t.read('1', ['views'])).toEqual({ kind: 'hit', fields: { x: '0' } });
         expect(await t.read('2', ['views'])).toEqual({ kind: 'hit', fields: { x: '1', 'c:views': 'v1' } });
       });
@@ -182,7 +190,18 @@ export function runJournalConformance(name: string, make: () => Promise<JournalU
 
       it('adds decimals exactly as the JavaScript row-state machine does', async () => {
         const t = table();
-        const samples = ['0', '1', '-1', '0.5', '-0.5', '999.999', '-1000.001', '123456789012345678901234567890.12', '0.000001', '-7'];
+        const samples = [
+          '0',
+          '1',
+          '-1',
+          '0.5',
+          '-0.5',
+          '999.999',
+          '-1000.001',
+          '123456789012345678901234567890.12',
+          '0.000001',
+          '-7',
+        ];
         const cases: [string, string][] = [];
         for (const a of samples) for (const b of samples) cases.push([a, b]);
         const rows = cases.map(([a], i) => ins(`k${i}`, [set('v', a)]));
@@ -220,7 +239,13 @@ export function runJournalConformance(name: string, make: () => Promise<JournalU
         const t = table();
         const first = await t.append([upd('1', [])]);
         if (first.status !== 'need') throw new Error('expected need');
-        await journal().fillRows({ keys: t.keys, token: first.token, ttlMs: TTL, rows: [{ row: t.row('1'), base: present({ id: '1' }) }], want: [] });
+        await journal().fillRows({
+          keys: t.keys,
+          token: first.token,
+          ttlMs: TTL,
+          rows: [{ row: t.row('1'), base: present({ id: '1' }) }],
+          want: [],
+        });
         await t.append([ins('2', [set('name', 'p')])]);
         await subject!.store.incr([t.keys.generations[0]], { init: Date.now() * 1000 });
         expect(await t.read('1', [])).toEqual({ kind: 'miss' });
@@ -300,9 +325,23 @@ export function runJournalConformance(name: string, make: () => Promise<JournalU
         if (c.status !== 'ok') throw new Error('expected ok');
         const entries = c.entries.map((e) => ({ id: e.id, row: t.row('1') }));
         const last = c.entries[c.entries.length - 1]!.id;
-        const acked = await journal().ack({ keys: t.keys, group: GROUP, applied: last, ttlMs: TTL, entries, fills: [] });
+        const acked = await journal().ack({
+          keys: t.keys,
+          group: GROUP,
+          applied: last,
+          ttlMs: TTL,
+          entries,
+          fills: [],
+        });
         expect(acked.acked).toEqual(c.entries.map((e) => e.id));
-        const twice = await journal().ack({ keys: t.keys, group: GROUP, applied: last, ttlMs: TTL, entries, fills: [] });
+        const twice = await journal().ack({
+          keys: t.keys,
+          group: GROUP,
+          applied: last,
+          ttlMs: TTL,
+          entries,
+          fills: [],
+        });
         expect(twice.acked).toEqual([]);
         const status = await journal().status(t.keys);
         expect(status).toMatchObject({ length: 0, applied: last });
@@ -360,7 +399,9 @@ export function runJournalConformance(name: string, make: () => Promise<JournalU
         if (c.status !== 'ok') throw new Error('expected ok');
         const [e1, e2, e3] = c.entries;
         const letters = [{ id: e1!.id, row: t.row('1'), payload: e1!.payload, error: '23505: duplicate key' }];
-        expect(await journal().deadLetter({ keys: t.keys, group: GROUP, owner: 'nobody|1', entries: letters })).toBe('lost');
+        expect(await journal().deadLetter({ keys: t.keys, group: GROUP, owner: 'nobody|1', entries: letters })).toBe(
+          'lost',
+        );
         expect(await journal().deadLetter({ keys: t.keys, group: GROUP, owner: c.owner, entries: letters })).toBe(1);
         expect(await journal().deadLetter({ keys: t.keys, group: GROUP, owner: c.owner, entries: letters })).toBe(0);
         expect(await t.read('1', ['name'])).toEqual({ kind: 'miss' });
@@ -371,7 +412,14 @@ export function runJournalConformance(name: string, make: () => Promise<JournalU
           entries: [{ id: e2!.id, row: t.row('2'), payload: e2!.payload, error: 'x' }],
         });
         expect(await t.read('2', ['name'])).toEqual({ kind: 'wait' });
-        await journal().ack({ keys: t.keys, group: GROUP, applied: e3!.id, ttlMs: TTL, entries: [{ id: e3!.id, row: t.row('2') }], fills: [] });
+        await journal().ack({
+          keys: t.keys,
+          group: GROUP,
+          applied: e3!.id,
+          ttlMs: TTL,
+          entries: [{ id: e3!.id, row: t.row('2') }],
+          fills: [],
+        });
         expect(await t.read('2', ['name'])).toEqual({ kind: 'miss' });
 
         const dead = await journal().deadLetters({ keys: t.keys, count: 10 });

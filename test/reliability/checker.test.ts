@@ -122,6 +122,14 @@ describe('the chaos checker accepts legal histories', () => {
     expect(clean(h.check())).toBe(0);
   });
 
+  it('write-back: an update of an absent row (no RETURNING) does not prove absence stale', () => {
+    const h = new Builder();
+    h.op('update', 0, 1, { writes: [put('wb', 5, 'u', { applied: undefined, conditional: true })] });
+    h.op('read', 2, 3, { observations: [saw('wb', 5, null)] });
+    h.final.push({ table: 'wb', key: 5, val: null });
+    expect(clean(h.check())).toBe(0);
+  });
+
   it('a rolled-back delete that returned the same version does not hide the committed one', () => {
     const h = new Builder();
     h.seed('items', 1, 's1');

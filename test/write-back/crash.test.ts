@@ -39,7 +39,15 @@ async function policyFile(namespace: string, every: string, batch: number): Prom
     ['page_views', 'events', 'scores', 'typed'].map((t) => [t, { pattern: 'write-back', flush: { every, batch } }]),
   );
   const file = join(dir, `${namespace}.json`);
-  await writeFile(file, JSON.stringify({ namespace, version: 1, defaults: { pattern: 'none' }, tables: { ...tables, pages: { pattern: 'cache-aside' } } }));
+  await writeFile(
+    file,
+    JSON.stringify({
+      namespace,
+      version: 1,
+      defaults: { pattern: 'none' },
+      tables: { ...tables, pages: { pattern: 'cache-aside' } },
+    }),
+  );
   return file;
 }
 
@@ -134,10 +142,13 @@ describe('the flusher process killed with SIGKILL', () => {
         `select count(*) as n, sum(views) as sum from page_views where id like 'r%'`,
       );
       expect(rest.rows[0]).toEqual({ n: '150', sum: String((149 * 150) / 2) });
-      const offsets = await check.query('select namespace, table_name, epoch from tablecache_write_back_offsets where namespace = $1', [
-        `${namespace}:v1`,
+      const offsets = await check.query(
+        'select namespace, table_name, epoch from tablecache_write_back_offsets where namespace = $1',
+        [`${namespace}:v1`],
+      );
+      expect(offsets.rows).toEqual([
+        { namespace: `${namespace}:v1`, table_name: 'page_views', epoch: expect.any(String) },
       ]);
-      expect(offsets.rows).toEqual([{ namespace: `${namespace}:v1`, table_name: 'page_views', epoch: expect.any(String) }]);
       expect(Number(offsets.rows[0]?.epoch)).toBeGreaterThanOrEqual(3);
     } finally {
       await app.cache.close();

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { and, asc, eq, gte, inArray, sql } from 'drizzle-orm';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { WriteBackError } from '../../src/errors.js';
-import { WRITE_BACK_DDL } from '../fixtures/write-back-schema.js';
 import * as schema from '../fixtures/write-back-schema.js';
+import { WRITE_BACK_DDL } from '../fixtures/write-back-schema.js';
 import { type IsolatedDatabase, isolatedDatabase } from '../support/pg.js';
 import { type OwnRedis, startRedis } from './support/redis-server.js';
 import { type Instance, openInstance } from './support/setup.js';
@@ -104,7 +104,9 @@ describe('coalescing', () => {
     await app.db.insert(pageViews).values({ id: 'home' });
     await app.cache.flush();
     for (let i = 0; i < 1000; i++) await app.cache.increment('page_views', 'home', { views: 1 });
-    expect((await app.db.select({ views: pageViews.views }).from(pageViews).where(eq(pageViews.id, 'home')))[0]).toEqual({
+    expect(
+      (await app.db.select({ views: pageViews.views }).from(pageViews).where(eq(pageViews.id, 'home')))[0],
+    ).toEqual({
       views: 1000,
     });
     app.log.reset();
@@ -167,7 +169,12 @@ describe('coalescing', () => {
     await app.cache.flush();
     for (let i = 0; i < 5; i++) await hit('p');
     await hit('warm');
-    expect(await app.db.select({ id: pageViews.id, views: pageViews.views }).from(pageViews).where(inArray(pageViews.id, ['p', 'warm']))).toEqual([
+    expect(
+      await app.db
+        .select({ id: pageViews.id, views: pageViews.views })
+        .from(pageViews)
+        .where(inArray(pageViews.id, ['p', 'warm'])),
+    ).toEqual([
       { id: 'p', views: 5 },
       { id: 'warm', views: 1 },
     ]);
@@ -189,7 +196,9 @@ describe('coalescing', () => {
       .where(and(eq(scores.game, 'g'), eq(scores.player, 1)));
     expect(row).toEqual({ game: 'g', player: 1, points: 9007199254740995n, note: null });
     await app.cache.flush();
-    expect(await dbRows('select game, player, points from scores')).toEqual([{ game: 'g', player: 1, points: '9007199254740995' }]);
+    expect(await dbRows('select game, player, points from scores')).toEqual([
+      { game: 'g', player: 1, points: '9007199254740995' },
+    ]);
   });
 });
 
@@ -246,8 +255,8 @@ describe('reads', () => {
       t: 'multi\nline \u00e9 \u{1F600}',
       v: 'ab   ',
       u: 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11',
-      j: { z: 1, a: [1, 2.50, 'x'] },
-      jb: { z: 1, aa: [1.0, 2e2, -0], a: { y: null, b: true }, 'é': 'u' },
+      j: { z: 1, a: [1, 2.5, 'x'] },
+      jb: { z: 1, aa: [1.0, 2e2, -0], a: { y: null, b: true }, é: 'u' },
       ts: new Date('2024-01-02T03:04:05.678Z'),
       tss: '2024-01-01T10:00:00.500',
       tz: new Date('2024-05-01T12:34:56.789Z'),
@@ -256,14 +265,26 @@ describe('reads', () => {
       by: Buffer.from([0, 1, 2, 255]),
     };
     await app.db.insert(typed).values(values);
-    await app.db.update(typed).set({ n2: '-0.004', d: -0, jb: { k: [] }, t: '' }).where(eq(typed.id, 1));
+    await app.db
+      .update(typed)
+      .set({ n2: '-0.004', d: -0, jb: { k: [] }, t: '' })
+      .where(eq(typed.id, 1));
     await app.db.insert(typed).values({ id: 2 });
     // A primary-key read (no ORDER BY: that is another query, served by the database).
-    const cached = await app.db.select().from(typed).where(inArray(typed.id, [1, 2]));
+    const cached = await app.db
+      .select()
+      .from(typed)
+      .where(inArray(typed.id, [1, 2]));
     await app.cache.flush();
-    const stored = await app.raw.select().from(typed).where(inArray(typed.id, [1, 2])).orderBy(asc(typed.id));
+    const stored = await app.raw
+      .select()
+      .from(typed)
+      .where(inArray(typed.id, [1, 2]))
+      .orderBy(asc(typed.id));
     expect(cached).toStrictEqual(stored);
-    expect(JSON.stringify(cached.map((r) => Object.keys(r.jb ?? {})))).toBe(JSON.stringify(stored.map((r) => Object.keys(r.jb ?? {}))));
+    expect(JSON.stringify(cached.map((r) => Object.keys(r.jb ?? {})))).toBe(
+      JSON.stringify(stored.map((r) => Object.keys(r.jb ?? {}))),
+    );
   });
 });
 
@@ -280,7 +301,12 @@ describe('writes it cannot journal exactly', () => {
     ]);
     await app.cache.increment('page_views', 'b', { views: 2 });
     await app.db.execute(sql`update page_views set views = views * 10`);
-    expect(await app.db.select({ id: pageViews.id, views: pageViews.views }).from(pageViews).where(inArray(pageViews.id, ['a', 'b']))).toEqual([
+    expect(
+      await app.db
+        .select({ id: pageViews.id, views: pageViews.views })
+        .from(pageViews)
+        .where(inArray(pageViews.id, ['a', 'b'])),
+    ).toEqual([
       { id: 'a', views: 100 },
       { id: 'b', views: 20 },
     ]);

@@ -90,10 +90,12 @@ describe('a poison row', () => {
     await app.cache.flush();
     expect(await dbRows(`select views from page_views where id = 'bad'`)).toEqual([{ views: -1 }]);
     expect(await runtime.deadLetters(table)).toEqual([]);
-    await database.run('alter table page_views add constraint page_views_views_check check (views >= 0)').catch(async () => {
-      await database.run(`update page_views set views = 0 where views < 0`);
-      await database.run('alter table page_views add constraint page_views_views_check check (views >= 0)');
-    });
+    await database
+      .run('alter table page_views add constraint page_views_views_check check (views >= 0)')
+      .catch(async () => {
+        await database.run(`update page_views set views = 0 where views < 0`);
+        await database.run('alter table page_views add constraint page_views_views_check check (views >= 0)');
+      });
   });
 });
 
@@ -125,7 +127,10 @@ describe('a database that is unavailable for a while', () => {
 
 describe('back-pressure', () => {
   const bounded = (mode: 'wait' | 'fail' | 'sync') => ({
-    pageViews: { pattern: 'write-back' as const, flush: { maxPending: 3, batch: 3, onBackpressure: mode, every: '1h' } },
+    pageViews: {
+      pattern: 'write-back' as const,
+      flush: { maxPending: 3, batch: 3, onBackpressure: mode, every: '1h' },
+    },
   });
 
   it('fail: refuses writes past maxPending with E_WRITE_BACK_FULL', async () => {
@@ -146,7 +151,9 @@ describe('back-pressure', () => {
   it('wait: holds the write until a flusher makes room, or times out', async () => {
     const app = instance({ worker: false, waitTimeout: '300ms' }, bounded('wait'));
     await app.db.insert(pageViews).values([{ id: '1' }, { id: '2' }, { id: '3' }]);
-    await expect(app.db.insert(pageViews).values({ id: 'late' })).rejects.toMatchObject({ code: 'E_WRITE_BACK_TIMEOUT' });
+    await expect(app.db.insert(pageViews).values({ id: 'late' })).rejects.toMatchObject({
+      code: 'E_WRITE_BACK_TIMEOUT',
+    });
     const waiting = app.db.insert(pageViews).values({ id: '4' });
     await new Promise((r) => setTimeout(r, 100));
     const worker = instance({ waitTimeout: '5s' }, bounded('wait'));
@@ -175,7 +182,11 @@ describe('SQL injection', () => {
     const runtime = runtimeOf(app);
     const table = runtime.table('page_views')!;
     const store = redisStore(redis.url);
-    const write: RowWrite = { k: 'upd', pk: ['safe'], s: [{ k: 's', c: 'views" = 0; drop table page_views; --', v: 'v1' }] };
+    const write: RowWrite = {
+      k: 'upd',
+      pk: ['safe'],
+      s: [{ k: 's', c: 'views" = 0; drop table page_views; --', v: 'v1' }],
+    };
     try {
       await journalOf(store)!.append({
         keys: table.keys,
@@ -195,7 +206,12 @@ describe('SQL injection', () => {
 
 describe('set-up checks', () => {
   it('refuses write-back on tables with column types it cannot represent exactly, naming table and column', () => {
-    const odd = pgTable('odd', { id: integer('id').primaryKey(), ratio: real('ratio'), span: interval('span'), tags: text('tags').array() });
+    const odd = pgTable('odd', {
+      id: integer('id').primaryKey(),
+      ratio: real('ratio'),
+      span: interval('span'),
+      tags: text('tags').array(),
+    });
     const cache = createCache({
       store: redisStore(redis.url),
       policy: definePolicy({ namespace, version: 1, tables: { odd: { pattern: 'write-back' } } }),
@@ -218,7 +234,12 @@ describe('set-up checks', () => {
   it('warns when Redis runs without the append-only file', async () => {
     const volatile = await startRedis({ appendonly: false });
     try {
-      const inst = openInstance({ pool: database.pool(2), redisUrl: volatile.url, namespace, writeBack: { worker: false } });
+      const inst = openInstance({
+        pool: database.pool(2),
+        redisUrl: volatile.url,
+        namespace,
+        writeBack: { worker: false },
+      });
       open.push(inst);
       await waitFor(() => inst.errors.some((e) => e.code === 'E_WRITE_BACK_DURABILITY'));
       expect(inst.errors.find((e) => e.code === 'E_WRITE_BACK_DURABILITY')?.message).toMatch(/appendonly no/);

@@ -1,11 +1,11 @@
 import { drizzle } from 'drizzle-orm/node-postgres';
 import type pg from 'pg';
 import { withCache } from '../../../adapters/drizzle/index.js';
+import { type CacheError, createCache, definePolicy, type TableCache } from '../../../src/index.js';
+import type { PolicyInput } from '../../../src/policy/types.js';
+import type { WriteBackOptions } from '../../../src/write-back/runtime.js';
 import { memoryStore } from '../../../stores/memory.js';
 import { redisStore } from '../../../stores/redis.js';
-import { type CacheError, createCache, definePolicy, type TableCache } from '../../../src/index.js';
-import type { TablePolicy } from '../../../src/policy/types.js';
-import type { WriteBackOptions } from '../../../src/write-back/runtime.js';
 import * as schema from '../../fixtures/write-back-schema.js';
 
 /** Statements a pool ran, by text, for "which SQL reached PostgreSQL" checks. */
@@ -49,7 +49,7 @@ export interface Instance {
   errors: CacheError[];
 }
 
-type Tables = { [K in keyof typeof schema]?: TablePolicy };
+type Tables = NonNullable<PolicyInput<typeof schema>['tables']>;
 
 /** The default policy of the tests: every fixture table write-back except `pages`. */
 export function writeBackPolicy(namespace: string, tables: Tables = {}) {
@@ -84,7 +84,14 @@ export function openInstance(options: {
     store: options.store === 'memory' ? memoryStore() : redisStore(options.redisUrl),
     policy: writeBackPolicy(options.namespace, options.tables),
     onError: (e) => errors.push(e),
-    writeBack: { leaseTtl: '2s', lockTimeout: '300ms', maxBackoff: '300ms', attempts: 2, waitTimeout: '10s', ...options.writeBack },
+    writeBack: {
+      leaseTtl: '2s',
+      lockTimeout: '300ms',
+      maxBackoff: '300ms',
+      attempts: 2,
+      waitTimeout: '10s',
+      ...options.writeBack,
+    },
   });
   const db = withCache(raw, cache);
   return { cache, db, raw, pool: options.pool, log, errors };

@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest';
+import { formatResult } from '../../chaos/report.js';
+import { runChaos } from '../../chaos/run-chaos.js';
+
+// The short CI version of `npm run chaos`: two tablecache instances over a Redis server of the
+// test's own and the local PostgreSQL, every pattern this build supports, Redis restarts,
+// freezes (SIGSTOP), CLIENT KILL and pg_terminate_backend during the run.
+
+describe('chaos: consistency under faults', () => {
+  it('serves no stale read and loses or duplicates no write under Redis and PostgreSQL faults', async () => {
+    const result = await runChaos({ ops: 4000, workers: 6, seconds: 10, seed: 7, faultIntervalMs: 400 });
+    const summary = formatResult(result, 3);
+    // Every fault kind actually happened, and the workload did real work through the cache.
+    expect(result.faultEvents.map((f) => f.kind)).toEqual(
+      expect.arrayContaining(['redis-restart', 'redis-freeze', 'redis-client-kill', 'pg-terminate']),
+    );
+    expect(result.check.reads, summary).toBeGreaterThan(500);
+    expect(result.cache.hits, summary).toBeGreaterThan(0);
+    expect(result.check.staleReads, summary).toBe(0);
+    expect(result.check.lostWrites, summary).toBe(0);
+    expect(result.check.duplicatedWrites, summary).toBe(0);
+    expect(result.check.anomalies, summary).toEqual([]);
+  }, 90_000);
+
+  it('control: the same harness reports stale reads when writes bypass tablecache', async () => {
+    const result = await runChaos({
+      ops: 1500,
+      workers: 4,
+      seconds: 10,
+      seed: 3,
+      faults: [],
+      patterns: ['cache-aside'],
+      bypassWrites: true,
+    });
+    expect(result.check.staleReads, formatResult(result, 1)).toBeGreaterThan(0);
+    expect(result.check.lostWrites).toBe(0);
+    expect(result.check.duplicatedWrites).toBe(0);
+  }, 60_000);
+});
