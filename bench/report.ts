@@ -11,6 +11,8 @@ export interface MachineInfo {
   node: string;
   postgres: string;
   redis: string;
+  /** 1-minute load average when the run started and when it ended (other work on the machine). */
+  loadAverage: { start: number; end: number };
 }
 
 /** Everything written to results.json. */
@@ -55,7 +57,7 @@ export function markdown(results: BenchResults): string {
   out.push('');
   out.push(
     `${m.cores} x ${m.cpu}, ${m.memoryGiB} GiB, ${m.os}; Node ${m.node}; ${m.postgres}; Redis ${m.redis}; ` +
-      `${results.durationSeconds} s.`,
+      `${results.durationSeconds} s; load average ${m.loadAverage.start} at the start, ${m.loadAverage.end} at the end.`,
   );
   out.push('');
   out.push('### Targets');

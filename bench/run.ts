@@ -1,4 +1,4 @@
-import { cpus, release, totalmem, type } from 'node:os';
+import { cpus, loadavg, release, totalmem, type } from 'node:os';
 import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import { parseConfig, usage } from './config.js';
@@ -79,6 +79,7 @@ async function main(): Promise<number> {
         outcomes.push(outcome('error', error instanceof Error ? error.message : String(error)));
       }
     }
+    machine.loadAverage.end = round(loadavg()[0] ?? 0, 2);
     const results = {
       startedAt,
       mode: config.quick ? ('quick' as const) : ('full' as const),
@@ -108,6 +109,7 @@ async function machineInfo(pool: pg.Pool, redis: Redis): Promise<MachineInfo> {
     node: process.versions.node,
     postgres: (rows[0]?.version ?? 'unknown').split(' on ')[0] ?? 'unknown',
     redis: /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown',
+    loadAverage: { start: round(loadavg()[0] ?? 0, 2), end: 0 },
   };
 }
 

@@ -1,9 +1,10 @@
 import type { Catalog } from './catalog.js';
 import { type Duration, parseDuration } from './duration.js';
+import type { DriftSettings } from './engine/drift-sampler.js';
 import { Engine, type EngineHooks } from './engine/engine.js';
 import { TableRegistry } from './engine/registry.js';
 import { StoreGuard } from './engine/store-guard.js';
-import { CacheClosedError, type CacheError, CacheError as CacheErrorClass } from './errors.js';
+import { CacheClosedError, type CacheError, CacheError as CacheErrorClass, PolicyError } from './errors.js';
 import { KeySpace } from './keys.js';
 import { bindPolicy } from './policy/bind.js';
 import type { Policy } from './policy/types.js';
@@ -39,8 +40,30 @@ export interface CacheOptions extends TelemetryOptions {
   onError?: (error: CacheError) => void;
   /** Test-only interleaving hooks. @internal */
   hooks?: EngineHooks;
+  /**
+   * In-app drift sampler: re-checks this share of cache hits against the database in the
+   * background, counts mismatches (`tablecache.drift`) and invalidates the tables involved.
+   * See docs/freshness.md. Off by default.
+   */
+  verify?: VerifyOptions;
+  /** The clock of the TTL strategies, in milliseconds; for tests. @internal */
+  now?: () => number;
+  /** The random source of jitter, early refresh and sampling, in [0, 1); for tests. @internal */
+  random?: () => number;
   /** Write-back settings: the in-app flusher (`worker: false` leaves flushing to `tablecache worker`), timeouts. */
   writeBack?: WriteBackOptions;
+}
+
+/** Settings of the in-app drift sampler (`createCache({ verify })`). */
+export interface VerifyOptions {
+  /** Share of hits re-checked, from 0 to 1: `1 / 10_000` checks one hit in ten thousand. */
+  rate: number;
+  /**
+   * How long a mismatch must persist (the cache still serving the same value under the same
+   * generations) before it counts as drift; covers a write through tablecache that is between
+   * its commit and its invalidation. @default '1s'
+   */
+  confirmAfter?: Duration;
 }
 
 /** A primary key for `invalidateRow`: one value, values in key column order, or values by column name. */
@@ -92,6 +115,7 @@ export function createCache(options: CacheOptions): TableCache {
     },
     telemetry,
   );
+  const verify = verifySettings(options.verify);
   let engine: Engine | undefined;
   let writeBack: WriteBackRuntime | undefined;
   let closed = false;
@@ -119,6 +143,9 @@ export function createCache(options: CacheOptions): TableCache {
         scope: options.scope,
         hooks: options.hooks,
         leaseMs: options.lease ? parseDuration(options.lease, { field: 'lease' }) : 0,
+        now: options.now,
+        random: options.random,
+        verify,
       });
       // Write-back (issue 4): the runtime of write-back tables; the adapter attaches its database side.
       try {
@@ -192,6 +219,22 @@ export function createCache(options: CacheOptions): TableCache {
       await options.store.close();
     },
   };
+}
+
+/** Checks `verify` when the cache is created, so a bad rate fails at startup. */
+function verifySettings(verify: VerifyOptions | undefined): DriftSettings | undefined {
+  if (verify === undefined) return undefined;
+  const { rate } = verify;
+  if (typeof rate !== 'number' || !Number.isFinite(rate) || rate < 0 || rate > 1) {
+    throw new PolicyError(
+      `verify.rate must be a number from 0 to 1 (1 / 10000 is one hit in ten thousand), got ${String(rate)}`,
+      {
+        field: 'verify.rate',
+      },
+    );
+  }
+  const confirmMs = parseDuration(verify.confirmAfter ?? '1s', { field: 'verify.confirmAfter' });
+  return { rate, confirmMs };
 }
 
 function defaultOnError(): (error: CacheError) => void {

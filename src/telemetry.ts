@@ -9,6 +9,7 @@ import {
   type Histogram,
   isSpanContextValid,
   type Link,
+  type Meter,
   type MeterProvider,
   metrics,
   type Span,
@@ -169,7 +170,9 @@ export class Telemetry {
   private readonly batchSize: Histogram;
   private readonly deadLetters: Counter;
   private readonly pendingCounter: UpDownCounter;
-  private readonly driftCount: Counter;
+  private readonly meter: Meter;
+  /** Created on the first drift: only caches whose sampler found drift export the series. */
+  private driftCount: Counter | undefined;
   private readonly tableStats = new Map<string, TableStats>();
   private readonly writeBackStats = new Map<string, WriteBackStats & { lags: number[] }>();
   private storeErrors = 0;
@@ -179,6 +182,7 @@ export class Telemetry {
   constructor(options: TelemetryOptions = {}, version = '0.1.0') {
     this.tracer = (options.tracerProvider ?? trace.getTracerProvider()).getTracer('tablecache', version);
     const meter = (options.meterProvider ?? metrics.getMeterProvider()).getMeter('tablecache', version);
+    this.meter = meter;
     this.recordKeys = options.recordKeys ?? false;
     this.recordErrorMessages = options.recordErrorMessages ?? false;
     this.duration = meter.createHistogram('tablecache.operation.duration', {
@@ -223,10 +227,6 @@ export class Telemetry {
     this.pendingCounter = meter.createUpDownCounter('tablecache.write_back.pending', {
       unit: '{write}',
       description: 'Writes acknowledged but not yet committed to the database.',
-    });
-    this.driftCount = meter.createCounter('tablecache.drift', {
-      unit: '{entry}',
-      description: 'Cached values the drift sampler found differing from the database (writes that bypassed tablecache).',
     });
     meter
       .createObservableGauge('tablecache.write_back.pending.age', {
@@ -363,6 +363,11 @@ export class Telemetry {
     s.driftChecks++;
     if (!drifted) return;
     s.drift++;
+    this.driftCount ??= this.meter.createCounter('tablecache.drift', {
+      unit: '{entry}',
+      description:
+        'Cached values the drift sampler found differing from the database (writes that bypassed tablecache).',
+    });
     this.driftCount.add(1, { [DB_COLLECTION_NAME]: table, [TC_PATTERN]: patternAttribute(pattern) });
   }
 

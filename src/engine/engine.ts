@@ -3,9 +3,11 @@ import { stableParams } from '../hash.js';
 import type { KeySpace } from '../keys.js';
 import { type CacheStore, type CounterGuard, readCounter } from '../store.js';
 import type { Telemetry } from '../telemetry.js';
-import { decodeEnvelope, encodeEnvelope, envelopeGenerations, generationHeader } from './envelope.js';
-import type { BoundTable, ReadPlan, TableRegistry } from './registry.js';
-import { RowCache, type RowReadRequest, type RowTable, type RowWriteRequest } from './rows.js';
+import { DriftSampler, type DriftSettings } from './drift-sampler.js';
+import { decodeEnvelope, envelopeGenerations, generationHeader } from './envelope.js';
+import { Freshness, type ReadContext } from './freshness.js';
+import type { BoundTable, TableRegistry } from './registry.js';
+import { type RawRow, RowCache, type RowReadRequest, type RowTable, type RowWriteRequest } from './rows.js';
 import { SingleFlight } from './single-flight.js';
 import { type StoreGuard, UNAVAILABLE } from './store-guard.js';
 import { TransactionFrame } from './transaction.js';
@@ -31,6 +33,12 @@ export interface EngineDeps {
   hooks: EngineHooks | undefined;
   /** Cross-process fill lease in milliseconds; 0 disables it. */
   leaseMs?: number;
+  /** The clock of the TTL strategies in milliseconds (injectable for tests). @default Date.now */
+  now?: () => number;
+  /** The random source of jitter, early refresh and sampling, in [0, 1). @default Math.random */
+  random?: () => number;
+  /** The in-app drift sampler; off when undefined. */
+  verify?: DriftSettings | undefined;
 }
 
 const LEASE_VALUE = Buffer.from('1');
@@ -56,15 +64,38 @@ export class Engine {
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelayMs = 100;
   private readonly rows: RowCache;
+  /** TTL strategies (docs/freshness.md). */
+  private readonly freshness: Freshness;
+  private readonly sampler: DriftSampler | undefined;
 
   constructor(private readonly deps: EngineDeps) {
+    const random = deps.random ?? Math.random;
+    this.freshness = new Freshness(
+      deps,
+      {
+        track: (promise) => this.track(promise),
+        fill: (table, key, value, ttlMs, guards) => this.fill(table, key, value, ttlMs, guards),
+      },
+      { now: deps.now ?? Date.now, random },
+    );
+    this.sampler =
+      deps.verify && deps.verify.rate > 0
+        ? new DriftSampler(
+            deps,
+            { track: (promise) => this.track(promise), invalidate: (tables) => this.invalidate(tables) },
+            deps.verify,
+            random,
+          )
+        : undefined;
     this.rows = new RowCache(deps, {
       track: (promise) => this.track(promise),
       isUndelivered: (tables) => this.isUndelivered(tables),
       markUndelivered: (tables) => this.markUndelivered(tables),
       invalidate: (tables) => this.invalidate(tables),
       bump: (whole, queryOnly) => this.bump(whole, queryOnly),
-      fill: (table, key, value, ttlMs, guards) => this.fill(table, key, value, ttlMs, guards),
+      // Row entries get the table's TTL jitter; the other strategies apply to query entries.
+      fill: (table, key, value, ttlMs, guards) =>
+        this.fill(table, key, value, this.freshness.rowTtl(table, ttlMs), guards),
     });
     deps.guard.onRecovery(() => {
       this.track(this.deliverUndelivered());
@@ -104,7 +135,9 @@ export class Engine {
 
   /** Serves a primary-key read from row entries (see `RowReadRequest`). */
   readRows<T>(request: RowReadRequest<T>): Promise<T> {
-    return this.rows.read(request);
+    const sampler = this.sampler;
+    if (!sampler) return this.rows.read(request);
+    return this.readRowsSampled(request, sampler);
   }
 
   /** Runs a write whose rows the adapter learns, then evicts or publishes exactly those rows. */
@@ -147,20 +180,25 @@ export class Engine {
       }
       const generations = got.slice(1).map(readCounter);
       const header = generationHeader(generations);
+      const context: ReadContext = {
+        request: request as ReadRequest<unknown>,
+        plan,
+        strategy: this.freshness.strategy(request.relations ?? [], plan),
+        entryKey,
+        header,
+        counterKeys,
+        generations,
+      };
       const entry = got[0];
-      if (entry && envelopeGenerations(entry) === header) {
-        try {
-          const value = decodeEnvelope(entry) as T;
-          scope.result('hit');
-          return value;
-        } catch {
-          // A corrupt or foreign entry is a miss; the fill below overwrites it.
-        }
+      // Generations first: an invalidated entry is a miss whatever its age (docs/freshness.md).
+      const served = entry ? this.freshness.serve(context, entry) : undefined;
+      if (entry && served) {
+        scope.result(served.state === 'stale' ? 'stale' : 'hit');
+        if (served.state === 'fresh') this.sampler?.queryHit(context, entry);
+        return served.value as T;
       }
       scope.result('miss');
-      const flight = this.flights.run(`${entryKey}|${header}`, () =>
-        this.missAndFill(request, plan, entryKey, header, counterKeys, generations),
-      );
+      const flight = this.flights.run(`${entryKey}|${header}`, () => this.missAndFill(context));
       const { result, entry: encoded } = await flight.promise;
       if (!flight.joined) return result as T;
       return (encoded ? decodeEnvelope(encoded) : structuredClone(result)) as T;
@@ -219,33 +257,47 @@ export class Engine {
     this.retryTimer = undefined;
   }
 
-  private async missAndFill(
-    request: ReadRequest<unknown>,
-    plan: ReadPlan,
-    entryKey: string,
-    header: string,
-    counterKeys: readonly string[],
-    generations: readonly number[],
-  ): Promise<FlightResult> {
+  private async missAndFill(context: ReadContext): Promise<FlightResult> {
+    const { request, plan, entryKey, header, counterKeys, generations } = context;
     const filledElsewhere = await this.waitForLeaseHolder(entryKey, counterKeys, header);
     if (filledElsewhere) return { result: decodeEnvelope(filledElsewhere), entry: filledElsewhere };
+    const started = performance.now();
     const result = await request.execute();
-    const { telemetry } = this.deps;
-    const { primary } = plan;
-    let entry: Buffer;
-    try {
-      entry = encodeEnvelope(header, request.toCacheable ? request.toCacheable(result) : result);
-    } catch {
-      telemetry.oversized(primary.info.id, primary.policy.pattern);
-      return { result, entry: undefined };
-    }
-    if (entry.length > plan.maxValueBytes) {
-      telemetry.oversized(primary.info.id, primary.policy.pattern);
-      return { result, entry: undefined };
-    }
+    // The entry carries the strategy's metadata (fill time, expiry, compute time) and jittered TTL.
+    const built = this.freshness.build(context, result, performance.now() - started);
+    if (!built) return { result, entry: undefined };
     const guards = counterKeys.map((key, i) => ({ key, expected: generations[i] as number }));
-    this.track(this.fill(primary, entryKey, entry, plan.ttlMs, guards));
-    return { result, entry };
+    this.track(this.fill(plan.primary, entryKey, built.bytes, built.storeTtlMs, guards));
+    return { result, entry: built.bytes };
+  }
+
+  /**
+   * `readRows` with the drift sampler: a read served entirely from row entries (neither
+   * fetched nor bypassed) is offered to the sampler with the rows it served.
+   */
+  private async readRowsSampled<T>(request: RowReadRequest<T>, sampler: DriftSampler): Promise<T> {
+    let fromCache = true;
+    let served: readonly RawRow[] | undefined;
+    const result = await this.rows.read<T>({
+      table: request.table,
+      keys: request.keys,
+      transaction: request.transaction,
+      fetch: (keys) => {
+        fromCache = false;
+        return request.fetch(keys);
+      },
+      assemble: (rows) => {
+        served = rows;
+        return request.assemble(rows);
+      },
+      execute: () => {
+        fromCache = false;
+        return request.execute();
+      },
+    });
+    const table = this.deps.registry.get(request.table.id);
+    if (fromCache && served && table) sampler.rowHit(table, served, (keys) => request.fetch(keys));
+    return result;
   }
 
   /**

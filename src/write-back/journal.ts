@@ -19,6 +19,8 @@ export interface JournalKeys {
   readonly epoch: string;
   /** The namespace-wide and the table's row generation counters (invalidation). */
   readonly generations: readonly [string, string];
+  /** Prefix of the keys that remember an append's result by request id (`requests + id`). */
+  readonly requests: string;
 }
 
 /** One row of an append: the row entry key, the write, and for a row not cached, its database state. */
@@ -41,9 +43,17 @@ export interface BaseToken {
   readonly stamp: string;
 }
 
-/** An atomic append of writes to rows of one table. */
+/**
+ * An atomic append of writes to rows of one table. Appends are idempotent per `requestId`: a
+ * client library that re-sends a command whose reply was lost (ioredis does after a reconnect)
+ * gets the first run's result instead of journaling the writes twice.
+ */
 export interface AppendRequest {
   readonly keys: JournalKeys;
+  /** Unique per append call; its result is kept until `forget` names it (or for an hour). */
+  readonly requestId: string;
+  /** Request ids whose replies arrived: their results are no longer needed. */
+  readonly forget?: readonly string[] | undefined;
   readonly rows: readonly AppendRow[];
   /** Past this many pending entries nothing is appended and the result is `full`. */
   readonly maxPending: number;

@@ -165,9 +165,16 @@ local function apply(f, w)
 end
 `;
 
-/** KEYS: stream, generation, row generation, dlq, rows...; ARGV[1]: the append spec. */
+/**
+ * KEYS: stream, generation, row generation, dlq, request, rows..., forgotten requests...;
+ * ARGV[1]: the append spec. A request key that exists holds the result of a run already done.
+ */
 export const APPEND = `${PRELUDE}${DECIMAL}${APPLY}
+local done = redis.call('GET', KEYS[5])
+if done then return done end
 local spec = cjson.decode(ARGV[1])
+local nrows = #spec.rows
+for i = 6 + nrows, #KEYS do redis.call('DEL', KEYS[i]) end
 local now = now_ms()
 local stamp = stamp_of(KEYS[2], KEYS[3])
 local base_ok = false
@@ -178,7 +185,7 @@ local need, susp, unk, bad = {}, {}, {}, {}
 local badstatus = nil
 local results, journal, pending = {}, {}, {}
 for i, r in ipairs(spec.rows) do
-  local key = KEYS[4 + i]
+  local key = KEYS[5 + i]
   local h = states[key]
   if h == nil then
     h = loadrow(key, stamp)
@@ -228,7 +235,9 @@ for _, key in ipairs(order) do
 end
 for _, p in ipairs(journal) do redis.call('XADD', KEYS[1], '*', 'p', p) end
 if spec.dlq then redis.call('XDEL', KEYS[4], spec.dlq) end
-return cjson.encode({ s = 'ok', r = results, len = fmt(len + #journal), now = fmt(now) })
+local result = cjson.encode({ s = 'ok', r = results, len = fmt(len + #journal), now = fmt(now) })
+redis.call('SET', KEYS[5], result, 'PX', 3600000)
+return result
 `;
 
 /** KEYS: generation, row generation, rows...; ARGV[1]: { want }. */

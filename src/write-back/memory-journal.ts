@@ -36,6 +36,8 @@ export interface MemoryJournal extends WriteBackJournal {
 /** Builds a journal whose state lives in this process. */
 export function memoryJournal(host: MemoryJournalHost): MemoryJournal {
   const streams = new Map<string, Stream>();
+  /** Results of appends by request id (the Redis journal keeps them for resent commands). */
+  const requests = new Map<string, AppendResult>();
   const hashes = new Map<string, Expiring<Map<string, string>>>();
   const strings = new Map<string, Expiring<string>>();
 
@@ -108,6 +110,10 @@ export function memoryJournal(host: MemoryJournalHost): MemoryJournal {
   return {
     async append(request): Promise<AppendResult> {
       const { keys } = request;
+      const requestKey = `${keys.requests}${request.requestId}`;
+      const done = requests.get(requestKey);
+      if (done) return done;
+      for (const id of request.forget ?? []) requests.delete(`${keys.requests}${id}`);
       const now = host.now();
       const stamp = stampOf(keys);
       const baseOk =
@@ -173,7 +179,9 @@ export function memoryJournal(host: MemoryJournalHost): MemoryJournal {
       }
       for (const p of journal) s.entries.set(nextId(s), { p });
       if (request.dlqEntry) streams.get(keys.dlq)?.entries.delete(request.dlqEntry);
-      return { status: 'ok', rows: results, length: s.entries.size, now };
+      const result: AppendResult = { status: 'ok', rows: results, length: s.entries.size, now };
+      requests.set(requestKey, result);
+      return result;
     },
 
     async readRows({ keys, rows, want }) {
@@ -368,6 +376,7 @@ export function memoryJournal(host: MemoryJournalHost): MemoryJournal {
     },
 
     clear() {
+      requests.clear();
       streams.clear();
       hashes.clear();
       strings.clear();

@@ -110,7 +110,15 @@ export function redisJournal(runner: ScriptRunner): WriteBackJournal {
       }>(
         run(
           SCRIPTS.append,
-          [keys.stream, keys.generations[0], keys.generations[1], keys.dlq, ...request.rows.map((r) => r.row)],
+          [
+            keys.stream,
+            keys.generations[0],
+            keys.generations[1],
+            keys.dlq,
+            `${keys.requests}${request.requestId}`,
+            ...request.rows.map((r) => r.row),
+            ...(request.forget ?? []).map((id) => `${keys.requests}${id}`),
+          ],
           [JSON.stringify(spec)],
         ),
       );

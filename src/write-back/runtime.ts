@@ -3,6 +3,7 @@
  * row's database state first when the row is not cached), serves primary-key reads from row
  * entries, drives the flusher, and applies back-pressure. Adapters call it with canonical values.
  */
+import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { type Duration, parseDuration } from '../duration.js';
 import { CacheError, WriteBackError } from '../errors.js';
@@ -83,6 +84,8 @@ export class WriteBackRuntime {
   private context: Promise<NormalizeContext> | undefined;
   private readonly waitTimeoutMs: number;
   private stopped = false;
+  /** Per table, appends whose replies arrived: the next append there lets the journal forget them. */
+  private readonly answered = new Map<string, string[]>();
 
   constructor(private readonly deps: WriteBackDeps) {
     this.tables = new Map(deps.tables.map((t) => [t.id, t]));
@@ -158,8 +161,14 @@ export class WriteBackRuntime {
     let bases = new Map<number, Fields>();
     const deadline = Date.now() + this.waitTimeoutMs;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; ) {
+      const requestId = randomUUID();
+      let answered = this.answered.get(table.id);
+      if (!answered) this.answered.set(table.id, (answered = []));
+      const forget = answered.splice(0, 64);
       const result: AppendResult = await journal.append({
         keys: table.keys,
+        requestId,
+        forget,
         rows: writes.map((write, i) => ({
           row: table.rowKey(write.pk),
           write,
@@ -172,6 +181,7 @@ export class WriteBackRuntime {
         want: options.want,
         dlqEntry: options.dlqEntry,
       });
+      if (result.status === 'ok') answered.push(requestId);
       switch (result.status) {
         case 'ok': {
           const journaled = result.rows.filter((r) => r.count > 0).length;
@@ -227,10 +237,23 @@ export class WriteBackRuntime {
    * missing ones from the database. Null for a row that does not exist. Undefined when the rows
    * kept changing under the read: the tables were drained, so the caller reads the database.
    */
-  async read(
+  read(
     table: WriteBackTable,
     pks: readonly (readonly string[])[],
     want: readonly string[],
+  ): Promise<(Fields | null)[] | undefined> {
+    return this.deps.telemetry.operation('get', table.id, 'write-back', async (scope) => {
+      const rows = await this.readRows(table, pks, want, (loaded) => scope.result(loaded ? 'miss' : 'hit'));
+      if (!rows) scope.result('bypass');
+      return rows;
+    });
+  }
+
+  private async readRows(
+    table: WriteBackTable,
+    pks: readonly (readonly string[])[],
+    want: readonly string[],
+    served: (loaded: boolean) => void,
   ): Promise<(Fields | null)[] | undefined> {
     const { journal } = this.deps;
     const rowKeys = pks.map((pk) => table.rowKey(pk));
@@ -246,7 +269,10 @@ export class WriteBackRuntime {
         if (r.kind === 'hit') out[i] = r.fields.x === '1' ? r.fields : null;
         else missing.push(i);
       });
-      if (missing.length === 0) return out;
+      if (missing.length === 0) {
+        served(false);
+        return out;
+      }
       const loaded = await this.requireSink().loadRows(
         table.sink,
         missing.map((i) => pks[i] as readonly string[]),
@@ -268,7 +294,10 @@ export class WriteBackRuntime {
         else if (f.kind === 'stale') out[i] = base.x === '1' ? base : null;
         else wait = true;
       });
-      if (!wait) return out;
+      if (!wait) {
+        served(true);
+        return out;
+      }
       await this.drain(table);
     }
     return undefined;

@@ -67,6 +67,7 @@ export function writeBackTables(registry: TableRegistry, keys: KeySpace): WriteB
         lease: keys.writeBack(id, 'lease'),
         epoch: keys.writeBack(id, 'epoch'),
         generations: [keys.globalGeneration(), keys.rowGeneration(id)],
+        requests: keys.writeBack(id, 'q:'),
       },
       sink,
       columns,

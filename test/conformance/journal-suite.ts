@@ -47,6 +47,7 @@ export function runJournalConformance(name: string, make: () => Promise<JournalU
         lease: `${tag}lease`,
         epoch: `${tag}epoch`,
         generations: [`${tag}g`, `${tag}rg`],
+        requests: `${tag}q:`,
       };
       const row = (pk: string) => `${tag}r:${pk}`;
       const entry = (write: RowWrite, base?: Record<string, string>): AppendRow => ({
@@ -57,10 +58,19 @@ export function runJournalConformance(name: string, make: () => Promise<JournalU
       });
       const append = (
         writes: (RowWrite | AppendRow)[],
-        extra: { maxPending?: number; want?: string[]; token?: { t0: number; stamp: string }; ttlMs?: number } = {},
+        extra: {
+          maxPending?: number;
+          want?: string[];
+          token?: { t0: number; stamp: string };
+          ttlMs?: number;
+          requestId?: string;
+          forget?: string[];
+        } = {},
       ): Promise<AppendResult> =>
         journal().append({
           keys,
+          requestId: extra.requestId ?? randomUUID(),
+          forget: extra.forget,
           rows: writes.map((w) => ('write' in w ? w : entry(w))),
           maxPending: extra.maxPending ?? 1000,
           ttlMs: extra.ttlMs ?? TTL,
@@ -127,6 +137,21 @@ export function runJournalConformance(name: string, make: () => Promise<JournalU
         expect(late.status).toBe('need');
         const fresh = await t.append([t.entry(upd('1', [set('name', 'x')]), base)], { token: again.token });
         expect(fresh.status).toBe('ok');
+      });
+
+      it('runs an append once per request id: a re-sent request gets the first result', async () => {
+        const t = table();
+        const requestId = randomUUID();
+        await t.append([ins('1', [set('views', '0')])]);
+        const first = await t.append([upd('1', [delta('views', '1')])], { requestId, want: ['views'] });
+        const again = await t.append([upd('1', [delta('views', '1')])], { requestId, want: ['views'] });
+        expect(again).toEqual(first);
+        expect((await journal().status(t.keys)).length).toBe(2);
+        expect(await t.read('1', ['views'])).toEqual({ kind: 'hit', fields: { x: '1', 'c:views': 'v1' } });
+        // Once forgotten (its reply arrived), the id no longer deduplicates.
+        await t.append([ins('2', [])], { forget: [requestId] });
+        await t.append([upd('1', [delta('views', '1')])], { requestId });
+        expect(await t.read('1', ['views'])).toEqual({ kind: 'hit', fields: { x: '1', 'c:views': 'v2' } });
       });
 
       it('reports a duplicate insert of a row known to exist and writes nothing', async () => {
@@ -430,6 +455,7 @@ export function runJournalConformance(name: string, make: () => Promise<JournalU
         expect(JSON.parse(dead[0]!.payload)).toMatchObject({ k: 'ins', pk: ['1'] });
         const replay = await journal().append({
           keys: t.keys,
+          requestId: randomUUID(),
           rows: [t.entry(JSON.parse(dead[0]!.payload) as RowWrite)],
           maxPending: 100,
           ttlMs: TTL,

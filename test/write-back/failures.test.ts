@@ -190,6 +190,7 @@ describe('SQL injection', () => {
     try {
       await journalOf(store)!.append({
         keys: table.keys,
+        requestId: randomUUID(),
         rows: [{ row: table.rowKey(['safe']), write, payload: encodePayload(write) }],
         maxPending: 100,
         ttlMs: 60_000,
