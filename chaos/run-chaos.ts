@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { drizzle } from 'drizzle-orm/node-postgres';
-import { Cluster, Redis } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import { withCache } from '../adapters/drizzle/index.js';
 import { type CacheStats, createCache, type Duration, type Pattern } from '../src/index.js';
 import { redisStore } from '../stores/redis.js';
@@ -42,6 +42,18 @@ export interface ChaosOptions {
   keys?: KeySpaceConfig;
   /** The caches' store timeout. @default the library default */
   storeTimeout?: Duration;
+  /**
+   * The run's own Redis server: extra arguments, and the ioredis options of the app instances
+   * (AUTH, ACL users, TLS) and of the admin connection (faults). `setup` runs first as admin.
+   */
+  redisServer?: {
+    args?: string[];
+    tls?: boolean;
+    port?: number;
+    client?: RedisOptions;
+    admin?: RedisOptions;
+    setup?: (admin: Redis) => Promise<void>;
+  };
   /**
    * A control run: writes go through the unwrapped Drizzle client, so tablecache never hears of
    * them and the checker must report stale reads. Proves the harness can see staleness.
@@ -102,7 +114,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     // Write-back journals live in Redis: keep them across restarts (AOF, as its docs require).
     let server: RedisServer | undefined;
     if (!options.cluster) {
-      server = await startRedisServer({ args: writeBack ? ['--appendonly', 'yes'] : [] });
+      const own = options.redisServer;
+      server = await startRedisServer({
+        args: [...(writeBack ? ['--appendonly', 'yes'] : []), ...(own?.args ?? [])],
+        ...(own?.admin ? { probe: own.admin } : {}),
+        ...(own?.tls ? { tls: true } : {}),
+        ...(own?.port ? { port: own.port } : {}),
+      });
       const s = server;
       cleanups.push(() => s.stop());
     }
@@ -110,15 +128,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       const connectionName = `chaos-${name}`;
       const client = options.cluster
         ? new Cluster(options.cluster, { redisOptions: { connectionName } })
-        : new Redis((server as RedisServer).url, { connectionName });
+        : new Redis({ host: '127.0.0.1', port: (server as RedisServer).port, connectionName, ...options.redisServer?.client });
       client.on('error', () => {});
       return client;
     };
     const admins = (options.cluster ?? [{ host: '127.0.0.1', port: (server as RedisServer).port }]).map((node) => {
-      const admin = new Redis({ ...node, connectionName: 'chaos-admin' });
+      const admin = new Redis({ ...node, connectionName: 'chaos-admin', ...options.redisServer?.admin });
       admin.on('error', () => {});
       return admin;
     });
+    if (options.redisServer?.setup) await options.redisServer.setup(admins[0] as Redis);
     cleanups.push(async () => {
       for (const a of admins) a.disconnect();
     });

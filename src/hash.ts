@@ -1,8 +1,15 @@
-import { createHash } from 'node:crypto';
+import * as crypto from 'node:crypto';
+
+type OneShotHash = (algorithm: string, data: string, encoding: 'base64url') => string;
+// Node >= 20.12 has a one-shot hash that skips the Hash object; older 20.x falls back.
+const oneShot = (crypto as { hash?: OneShotHash }).hash;
 
 /** A synchronous 128-bit digest (SHA-256, truncated), base64url: fast enough for every query. */
 export function digest(input: string): string {
-  return createHash('sha256').update(input).digest('base64url').slice(0, 22);
+  const full = oneShot
+    ? oneShot('sha256', input, 'base64url')
+    : crypto.createHash('sha256').update(input).digest('base64url');
+  return full.slice(0, 22);
 }
 
 /**

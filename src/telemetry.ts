@@ -173,6 +173,7 @@ export class Telemetry {
   private readonly meter: Meter;
   /** Created on the first drift: only caches whose sampler found drift export the series. */
   private driftCount: Counter | undefined;
+  private readonly attributeMemo = new Map<string, Attributes>();
   private readonly tableStats = new Map<string, TableStats>();
   private readonly writeBackStats = new Map<string, WriteBackStats & { lags: number[] }>();
   private storeErrors = 0;
@@ -264,17 +265,19 @@ export class Telemetry {
     fn: (scope: OperationScope) => Promise<T>,
     options: OperationOptions = {},
   ): Promise<T> {
-    const attributes: Attributes = {
+    const dbOperation = options.dbOperation ?? (op === 'get' ? 'SELECT' : undefined);
+    // Attribute sets repeat per table, operation and result: build each once (hot path).
+    const base = `${op}\u0000${table}\u0000${pattern}\u0000${dbOperation ?? ''}`;
+    const attributes = this.memo(`m${base}`, () => ({
       [DB_COLLECTION_NAME]: table,
       [TC_OPERATION]: op,
       [TC_PATTERN]: patternAttribute(pattern),
-    };
-    const spanAttributes: Attributes = { ...attributes };
-    const dbOperation = options.dbOperation ?? (op === 'get' ? 'SELECT' : undefined);
-    if (dbOperation) {
-      spanAttributes[DB_OPERATION_NAME] = dbOperation;
-      spanAttributes[DB_QUERY_SUMMARY] = `${dbOperation} ${table}`;
-    }
+    }));
+    const spanAttributes = this.memo(`s${base}`, () =>
+      dbOperation
+        ? { ...attributes, [DB_OPERATION_NAME]: dbOperation, [DB_QUERY_SUMMARY]: `${dbOperation} ${table}` }
+        : attributes,
+    );
     const links = parseLinks(options.links);
     const started = performance.now();
     let result: OperationResult = 'ok';
@@ -294,7 +297,10 @@ export class Telemetry {
         try {
           const value = await fn(scope);
           span.setAttribute(TC_RESULT, result);
-          this.duration.record(elapsed(started), { ...attributes, [TC_RESULT]: result });
+          this.duration.record(
+            elapsed(started),
+            this.memo(`r${base}\u0000${result}`, () => ({ ...attributes, [TC_RESULT]: result })),
+          );
           this.count(table, pattern, op, result);
           return value;
         } catch (error) {
@@ -309,6 +315,16 @@ export class Telemetry {
         }
       },
     );
+  }
+
+  private memo(key: string, build: () => Attributes): Attributes {
+    let attributes = this.attributeMemo.get(key);
+    if (!attributes) {
+      if (this.attributeMemo.size > 10_000) this.attributeMemo.clear();
+      attributes = Object.freeze(build());
+      this.attributeMemo.set(key, attributes);
+    }
+    return attributes;
   }
 
   /**

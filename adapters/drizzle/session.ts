@@ -62,9 +62,14 @@ function cacheableResult(result: unknown): unknown {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(result)) {
     if (key.startsWith('_') || typeof value === 'function') continue;
-    out[key] = value;
+    // pg's Field objects are class instances: as plain objects the entry stays on the fast JSON path.
+    out[key] = key === 'fields' && Array.isArray(value) ? value.map(plainField) : value;
   }
   return out;
+}
+
+function plainField(field: unknown): unknown {
+  return field && typeof field === 'object' ? { ...field } : field;
 }
 
 /** Wraps a Drizzle session so every statement goes through the engine. */

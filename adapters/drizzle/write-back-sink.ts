@@ -415,9 +415,13 @@ function keyMatch(table: SinkTable, keys: readonly (readonly string[])[], alias:
   return sql`(${tuple}) in (${sql.join(values, sql`, `)})`;
 }
 
-/** A bound parameter cast to a column type (the cast text comes from the parsed type, never from input). */
+/**
+ * A bound parameter cast to a column type (the cast text comes from the parsed type, never from
+ * input). The parameter itself is typed text: canonical text goes through the type's input
+ * function, and drivers that serialize by parameter type (PGlite) send it as the string it is.
+ */
 function typed(value: string | null, cast: string): SQL {
-  return sql`${value}::${sql.raw(cast)}`;
+  return sql`${value}::text::${sql.raw(cast)}`;
 }
 
 function col(name: string): SQL {

@@ -267,6 +267,8 @@ export class Engine {
     const built = this.freshness.build(context, result, performance.now() - started);
     if (!built) return { result, entry: undefined };
     const guards = counterKeys.map((key, i) => ({ key, expected: generations[i] as number }));
+    // Sent before the caller gets its result (not awaited): a read that follows on the same
+    // connection then finds the entry.
     this.track(this.fill(plan.primary, entryKey, built.bytes, built.storeTtlMs, guards));
     return { result, entry: built.bytes };
   }

@@ -73,6 +73,8 @@ interface Decoded {
 }
 
 const PRIORITY = { high: 0, normal: 1, low: 2 } as const;
+/** Span links per flush (OpenTelemetry's default limit). */
+const MAX_LINKS = 128;
 const DRAIN_POLL_MS = 25;
 
 /** Flushes the write-back tables of one cache: in the background, and on demand (drains). */
@@ -298,16 +300,14 @@ export class Flusher {
     heartbeat.unref();
     let committed: { fills: Fill[]; dead: Set<string> };
     try {
-      committed = await this.deps.telemetry.background(
-        `tablecache.write_back.flush ${table.id}`,
-        {
-          'db.collection.name': table.id,
-          'db.operation.name': 'BATCH UPSERT',
-          'tablecache.pattern': 'write_back',
-          'tablecache.write_back.batch.size': decoded.length,
-          'tablecache.write_back.isolated': isolate,
-        },
+      // A root span of its own, linked to the requests that acknowledged these writes.
+      const links = [...new Set(decoded.map((e) => e.write.tp).filter((tp): tp is string => tp !== undefined))];
+      committed = await this.deps.telemetry.operation(
+        'flush',
+        table.id,
+        'write-back',
         () => this.apply(table, claim.epoch, claim.owner, lastId, decoded, isolate),
+        { root: true, links: links.slice(0, MAX_LINKS), dbOperation: 'BATCH UPSERT' },
       );
     } finally {
       clearInterval(heartbeat);

@@ -35,6 +35,8 @@ export interface RowWrite {
   v?: Change[];
   /** ups/upd: the changes to an existing row. */
   s?: Change[];
+  /** The W3C traceparent of the request that made the write, linked from the flush span. */
+  tp?: string;
 }
 
 /** A row as the cache knows it: whether it exists, and each column's field value. */
@@ -63,6 +65,7 @@ export function encodePayload(write: RowWrite): string {
   const out: RowWrite = { k: write.k, pk: write.pk };
   if (write.v) out.v = strip(write.v) as Change[];
   if (write.s) out.s = strip(write.s) as Change[];
+  if (write.tp) out.tp = write.tp;
   return JSON.stringify(out);
 }
 
@@ -93,6 +96,7 @@ export function decodePayload(payload: string): RowWrite {
   const s = changes(w.s);
   if (v) out.v = v;
   if (s) out.s = s;
+  if (typeof w.tp === 'string' && /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/.test(w.tp)) out.tp = w.tp;
   return out;
 }
 

@@ -157,19 +157,24 @@ export class WriteBackRuntime {
     options: { want?: readonly string[] | undefined; dlqEntry?: string | undefined } = {},
   ): Promise<WriteOutcome> {
     const { journal, telemetry } = this.deps;
+    const traceparent = telemetry.traceparent();
+    const stamped = traceparent ? writes.map((w) => ({ ...w, tp: traceparent })) : writes;
     let token: BaseToken | undefined;
     let bases = new Map<number, Fields>();
     const deadline = Date.now() + this.waitTimeoutMs;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; ) {
       const requestId = randomUUID();
       let answered = this.answered.get(table.id);
-      if (!answered) this.answered.set(table.id, (answered = []));
+      if (!answered) {
+        answered = [];
+        this.answered.set(table.id, answered);
+      }
       const forget = answered.splice(0, 64);
       const result: AppendResult = await journal.append({
         keys: table.keys,
         requestId,
         forget,
-        rows: writes.map((write, i) => ({
+        rows: stamped.map((write, i) => ({
           row: table.rowKey(write.pk),
           write,
           payload: encodePayload(write),

@@ -58,7 +58,7 @@ interface Setup {
 
 /** A cache on products with `entry`, on the memory store (fake clock) or on Redis (real clock). */
 function setup(
-  entry: TablePolicy,
+  entry: TablePolicy<never>,
   options: { store?: 'memory' | 'redis'; hooks?: CacheOptions['hooks']; meterProvider?: MeterProvider } = {},
 ): Setup {
   const clock = { t: T0 };
@@ -230,21 +230,34 @@ describe('early refresh (XFetch)', () => {
   });
 
   it('obeys the stale-set guard: a write during the refresh makes its fill rejected', async () => {
-    let hold: Promise<void> | undefined;
+    let holdNext: Promise<void> | undefined;
     let release: () => void = () => {};
+    let reached: () => void = () => {};
+    const fillReached = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
     const s = setup(
       { pattern: 'cache-aside', ttl: '10s', earlyRefresh: { beta: 1 } },
-      { hooks: { beforeFill: () => hold ?? Promise.resolve() } },
+      {
+        hooks: {
+          beforeFill: () => {
+            const hold = holdNext;
+            holdNext = undefined;
+            if (hold) reached();
+            return hold ?? Promise.resolve();
+          },
+        },
+      },
     );
     await list(s);
     await s.cache.flush();
-    hold = new Promise<void>((resolve) => {
+    holdNext = new Promise<void>((resolve) => {
       release = resolve;
     });
     s.clock.t = T0 + 9000;
     s.random.value = 1e-300;
-    expect(await titles(s)).toEqual(['pen', 'ink']); // starts the refresh, which waits before its fill
-    hold = undefined;
+    expect(await titles(s)).toEqual(['pen', 'ink']); // starts the refresh
+    await fillReached; // the refresh read the old row and waits before its fill
     await s.db.update(products).set({ title: 'new' }).where(eq(products.id, 1));
     release();
     await s.cache.flush();
@@ -278,7 +291,7 @@ describe('grace (stale-while-revalidate)', () => {
       .find((m: MetricData) => m.descriptor.name === 'tablecache.operation.duration');
     const stale = duration?.dataPoints.filter((p) => (p.attributes as Attributes)['tablecache.result'] === 'stale');
     expect(stale).toHaveLength(1);
-    expect((stale?.[0]?.value as { count: number }).count).toBe(2);
+    expect((stale?.[0]?.value as { count: number } | undefined)?.count).toBe(2);
   });
 
   it('beyond grace the entry is gone: a miss', async () => {

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { and, arrayContains, asc, eq, sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
-import { integer, pgSchema, primaryKey, text } from 'drizzle-orm/pg-core';
+import { getTableConfig, integer, pgSchema, primaryKey, text } from 'drizzle-orm/pg-core';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cacheable, withCache } from '../../adapters/drizzle/index.js';
@@ -97,9 +97,8 @@ afterAll(async () => {
 });
 
 function tableName(table: (typeof tables)[keyof typeof tables]): { schema: string; name: string } {
-  const symbols = Object.getOwnPropertySymbols(table);
-  const get = (desc: string) => (table as unknown as Record<symbol, string>)[symbols.find((s) => s.description === desc) as symbol];
-  return { schema: get('drizzle:Schema'), name: get('drizzle:Name') };
+  const config = getTableConfig(table);
+  return { schema: config.schema ?? 'public', name: config.name };
 }
 
 async function readAll() {

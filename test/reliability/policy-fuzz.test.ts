@@ -38,6 +38,11 @@ function yamlString(rng: Prng): string {
 const GENERATORS: ((rng: Prng, i: number) => Case)[] = [
   // Mostly-valid YAML with one broken field.
   (rng, i) => {
+    if (rng.int(4) === 0) {
+      // A valid one now and then, so the generator is not trivially all-bad.
+      const t = rng.pick(['users', 'orders', '"a:b {c}.t ü:{x}"']);
+      return { file: `valid-${i}.yaml`, text: `namespace: shop\nversion: 2\ntables:\n  ${t}:\n    pattern: ${rng.pick(['cache-aside', 'write-through', 'none'])}\n    ttl: 5m\n` };
+    }
     const lines = ['namespace: shop', `version: ${rng.pick(['1', '2', ...NUMBERS])}`, 'defaults:', `  pattern: ${rng.pick(PATTERNS)}`, 'tables:'];
     for (let t = rng.int(4); t >= 0; t--) {
       lines.push(`  ${yamlString(rng)}:`, `    pattern: ${rng.pick(PATTERNS)}`);
@@ -59,7 +64,7 @@ const GENERATORS: ((rng: Prng, i: number) => Case)[] = [
   },
   // Deep nesting: flow and block, in YAML and JSON.
   (rng, i) => {
-    const depth = rng.pick([100, 1000, 5000, 20000]);
+    const depth = rng.pick([50, 500, 2000]);
     const json = rng.int(2) === 0;
     const open = rng.int(2) ? '[' : '{"a":';
     const close = open === '[' ? ']' : '}';
@@ -67,8 +72,9 @@ const GENERATORS: ((rng: Prng, i: number) => Case)[] = [
     if (json) return { file: `deep-${i}.json`, text: `{"namespace":"n","version":1,"tables":{"users":${deep}}}` };
     if (rng.int(2)) return { file: `deep-${i}.yaml`, text: `namespace: n\nversion: 1\ndefaults: ${deep.replaceAll('"a":', 'a: ')}` };
     let block = 'namespace: n\nversion: 1\ntables:\n';
-    for (let d = 0; d < Math.min(depth, 2000); d++) block += `${'  '.repeat(d + 1)}k${d}:\n`;
-    return { file: `deep-${i}.yaml`, text: `${block}${'  '.repeat(Math.min(depth, 2000) + 1)}x: 1` };
+    const levels = Math.min(depth, 300);
+    for (let d = 0; d < levels; d++) block += `${'  '.repeat(d + 1)}k${d}:\n`;
+    return { file: `deep-${i}.yaml`, text: `${block}${'  '.repeat(levels + 1)}x: 1` };
   },
   // Huge, negative and non-finite numbers everywhere a number goes.
   (rng, i) => ({
@@ -105,7 +111,7 @@ const GENERATORS: ((rng: Prng, i: number) => Case)[] = [
   (rng, i) => ({
     file: `shapes-${i}.json`,
     text: JSON.stringify(
-      rng.pick([
+      rng.pick<unknown>([
         [],
         'policy',
         42,
@@ -173,6 +179,19 @@ describe('policy fuzzing: 10,000 malformed and adversarial policy files', () => 
     for (const counts of byGenerator) expect(counts.rejected).toBeGreaterThan(0);
     expect(byGenerator[0]?.valid).toBeGreaterThan(0);
   }, 120_000);
+
+  it('a 50,000-deep YAML flow and a 50,000-deep JSON document are PolicyErrors', async () => {
+    for (const [file, text] of [
+      ['deepest.yaml', `namespace: n\nversion: 1\ndefaults: ${'['.repeat(50_000)}${']'.repeat(50_000)}`],
+      ['deepest.json', `{"namespace":"n","version":1,"tables":{"users":${'{"a":'.repeat(50_000)}1${'}'.repeat(50_000)}}}`],
+    ] as const) {
+      const path = join(dir, file);
+      await writeFile(path, text);
+      const error = await loadPolicy(path).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(PolicyError);
+      expect((error as PolicyError).location.file).toBe(path);
+    }
+  });
 
   it('a policy file over 1 MiB is refused before it is parsed', async () => {
     const path = join(dir, 'huge.yaml');
