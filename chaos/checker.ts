@@ -181,7 +181,10 @@ export function checkHistory(history: History): CheckReport {
   for (const entry of history.audit) {
     const k = keyOf(entry.table, entry.key);
     let a = auditByKey.get(k);
-    if (!a) auditByKey.set(k, (a = { present: new Map(), deleted: new Map() }));
+    if (!a) {
+      a = { present: new Map(), deleted: new Map() };
+      auditByKey.set(k, a);
+    }
     if (entry.op === 'D') {
       a.deleted.set(entry.version, (a.deleted.get(entry.version) ?? 0) + 1);
       continue;
@@ -192,7 +195,12 @@ export function checkHistory(history: History): CheckReport {
     const loc = find(entry.table, entry.val);
     if (!loc) {
       add(
-        { kind: 'phantom-write', table: entry.table, key: entry.key, detail: `the database holds "${entry.val}", which no client wrote` },
+        {
+          kind: 'phantom-write',
+          table: entry.table,
+          key: entry.key,
+          detail: `the database holds "${entry.val}", which no client wrote`,
+        },
         'phantomWrites',
       );
     } else if (loc.intent.status === 'rolled-back') {
@@ -215,7 +223,14 @@ export function checkHistory(history: History): CheckReport {
     const k = keyOf(table, key);
     const found = items.get(k);
     if (found) return found;
-    const built = buildItemKey(history.tables[table] as TableModel, table, key, intentsByKey.get(k) ?? [], auditByKey.get(k), add);
+    const built = buildItemKey(
+      history.tables[table] as TableModel,
+      table,
+      key,
+      intentsByKey.get(k) ?? [],
+      auditByKey.get(k),
+      add,
+    );
     items.set(k, built);
     return built;
   };
@@ -270,7 +285,8 @@ export function checkHistory(history: History): CheckReport {
     if (state.version !== undefined) obs.version = state.version;
     checkItemRead(final, obs, model, itemKey(state.table, state.key), find, (anomaly, field, count) => {
       // The final state not reflecting an acknowledged write means the write was lost.
-      if (anomaly.kind === 'stale-read') add({ ...anomaly, kind: 'lost-write', op: anomaly.expected }, 'lostWrites', count);
+      if (anomaly.kind === 'stale-read')
+        add({ ...anomaly, kind: 'lost-write', op: anomaly.expected }, 'lostWrites', count);
       else add(anomaly, field, count);
     });
   }
@@ -297,14 +313,22 @@ function buildItemKey(
   for (const [val, versions] of present) {
     if (versions.length > 1) {
       add(
-        { kind: 'duplicated-write', table, key, detail: `"${val}" was applied ${versions.length} times (versions ${versions.join(', ')})` },
+        {
+          kind: 'duplicated-write',
+          table,
+          key,
+          detail: `"${val}" was applied ${versions.length} times (versions ${versions.join(', ')})`,
+        },
         'duplicatedWrites',
       );
     }
   }
   for (const [version, count] of deleted) {
     if (count > 1) {
-      add({ kind: 'duplicated-write', table, key, detail: `the row at version ${version} was deleted ${count} times` }, 'duplicatedWrites');
+      add(
+        { kind: 'duplicated-write', table, key, detail: `the row at version ${version} was deleted ${count} times` },
+        'duplicatedWrites',
+      );
     }
   }
   for (const loc of locs) {
@@ -329,7 +353,13 @@ function buildItemKey(
       if (!versions) {
         if (intent.applied) {
           add(
-            { kind: 'lost-write', table, key, op: op.id, detail: `acknowledged "${intent.val}" is not in the database audit` },
+            {
+              kind: 'lost-write',
+              table,
+              key,
+              op: op.id,
+              detail: `acknowledged "${intent.val}" is not in the database audit`,
+            },
             'lostWrites',
           );
         }
@@ -339,7 +369,13 @@ function buildItemKey(
     } else if (intent.kind === 'delete' && intent.applied && intent.version !== undefined) {
       if (!deleted.has(intent.version)) {
         add(
-          { kind: 'lost-write', table, key, op: op.id, detail: `acknowledged delete of version ${intent.version} is not in the audit` },
+          {
+            kind: 'lost-write',
+            table,
+            key,
+            op: op.id,
+            detail: `acknowledged delete of version ${intent.version} is not in the audit`,
+          },
           'lostWrites',
         );
         continue;
@@ -364,16 +400,25 @@ function checkItemRead(
   if (obs.val !== null && obs.val !== undefined) {
     const loc = find(table, obs.val);
     if (!loc || loc.intent.key !== key) {
-      add({ ...base, kind: 'phantom-read', detail: `read "${obs.val}", which no client wrote to this key` }, 'phantomReads');
+      add(
+        { ...base, kind: 'phantom-read', detail: `read "${obs.val}", which no client wrote to this key` },
+        'phantomReads',
+      );
       return;
     }
     const observed = loc.op.id;
     if (loc.intent.status === 'rolled-back') {
-      add({ ...base, observed, kind: 'rolled-back-read', detail: `read "${obs.val}", which was rolled back` }, 'rolledBackReads');
+      add(
+        { ...base, observed, kind: 'rolled-back-read', detail: `read "${obs.val}", which was rolled back` },
+        'rolledBackReads',
+      );
       return;
     }
     if (loc.op.start > read.end) {
-      add({ ...base, observed, kind: 'phantom-read', detail: `read "${obs.val}" before it was written` }, 'phantomReads');
+      add(
+        { ...base, observed, kind: 'phantom-read', detail: `read "${obs.val}" before it was written` },
+        'phantomReads',
+      );
       return;
     }
     if (model.ordering === 'realtime') {
@@ -395,13 +440,21 @@ function checkItemRead(
     }
     const versions = state.present.get(obs.val);
     if (!versions) {
-      add({ ...base, observed, kind: 'dirty-read', detail: `read "${obs.val}", which the database never committed` }, 'dirtyReads');
+      add(
+        { ...base, observed, kind: 'dirty-read', detail: `read "${obs.val}", which the database never committed` },
+        'dirtyReads',
+      );
       return;
     }
     const version = versions[0] as number;
     if (obs.version !== undefined && obs.version !== version) {
       add(
-        { ...base, observed, kind: 'phantom-read', detail: `read "${obs.val}" at version ${obs.version}; the database has it at ${version}` },
+        {
+          ...base,
+          observed,
+          kind: 'phantom-read',
+          detail: `read "${obs.val}" at version ${obs.version}; the database has it at ${version}`,
+        },
         'phantomReads',
       );
       return;
@@ -433,7 +486,10 @@ function checkItemRead(
       if (best === undefined || d.op.end > best) best = d.op.end;
     }
     if (best === undefined) {
-      add({ ...base, kind: 'phantom-read', detail: 'read the row as absent, but nothing had deleted it' }, 'phantomReads');
+      add(
+        { ...base, kind: 'phantom-read', detail: 'read the row as absent, but nothing had deleted it' },
+        'phantomReads',
+      );
       return;
     }
     const newer = state.acked.latestStartedBefore(read.start);
@@ -455,7 +511,8 @@ function checkItemRead(
     // A delete the database applied, by a client delete that may precede the read (or by one whose
     // outcome the client never learned).
     const known = state.deletes.get(version) ?? [];
-    const possible = known.length === 0 || known.some((d) => d.intent.status !== 'rolled-back' && d.op.start <= read.end);
+    const possible =
+      known.length === 0 || known.some((d) => d.intent.status !== 'rolled-back' && d.op.start <= read.end);
     if (possible) best = Math.max(best, 2 * version + 1);
   }
   const newest = state.acked.newestBefore(read.start);
@@ -501,7 +558,14 @@ function checkCounterRead(read: Op, obs: Observation, state: CounterKey, add: Ad
     const detail = `read ${n}, but ${acked} increments were acknowledged before the read started`;
     add({ ...base, ...(missed === undefined ? {} : { expected: missed }), kind: 'stale-read', detail }, 'staleReads');
   } else if (n > possible) {
-    add({ ...base, kind: 'phantom-read', detail: `read ${n}, but only ${possible} increments had started before the read ended` }, 'phantomReads');
+    add(
+      {
+        ...base,
+        kind: 'phantom-read',
+        detail: `read ${n}, but only ${possible} increments had started before the read ended`,
+      },
+      'phantomReads',
+    );
   }
 }
 

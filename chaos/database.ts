@@ -70,7 +70,9 @@ export async function createDatabase(prefix = 'chaos'): Promise<ChaosDatabase> {
       await admin.query(`drop schema if exists ${schema} cascade`);
       // pool.end() waits for every checked-out client, and a leaked one never comes back.
       const ended = Promise.all(pools.map((p) => p.end().catch(() => undefined)));
-      await Promise.race([ended, new Promise((r) => setTimeout(r, 2000))]);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([ended, new Promise((r) => (timer = setTimeout(r, 2000)))]);
+      clearTimeout(timer);
     },
   };
 }

@@ -24,7 +24,9 @@ const schema = { people };
 const database = await createDatabase('figures');
 const server = await startRedisServer();
 try {
-  await database.admin.query("create table people (id int primary key, name text not null); insert into people values (1, 'ada')");
+  await database.admin.query(
+    "create table people (id int primary key, name text not null); insert into people values (1, 'ada')",
+  );
   const pool = database.pool('app', 4);
   const plain = drizzle(pool, { schema });
   const client = new Redis(server.url, { retryStrategy: (times) => Math.min(times * 50, 500) });
@@ -32,7 +34,11 @@ try {
   let storeErrors = 0;
   const cache = createCache({
     store: redisStore(client),
-    policy: definePolicy<typeof schema>({ namespace: 'figures', version: 1, tables: { people: { pattern: 'cache-aside' } } }),
+    policy: definePolicy<typeof schema>({
+      namespace: 'figures',
+      version: 1,
+      tables: { people: { pattern: 'cache-aside' } },
+    }),
     onError: () => {
       storeErrors++;
     },

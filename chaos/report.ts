@@ -54,10 +54,17 @@ export function excerpt(result: ChaosResult, anomaly: Anomaly, marginMs = 300): 
     const parts = [
       ...op.writes
         .filter((w) => w.table === anomaly.table && w.key === anomaly.key)
-        .map((w) => `${w.kind} ${w.val ?? ''}${w.version === undefined ? '' : ` v${w.version}`} [${w.status}${w.applied === false ? ', no row' : ''}]`),
+        .map(
+          (w) =>
+            `${w.kind} ${w.val ?? ''}${w.version === undefined ? '' : ` v${w.version}`} [${w.status}${w.applied === false ? ', no row' : ''}]`,
+        ),
       ...op.observations
         .filter((o) => o.table === anomaly.table && o.key === anomaly.key)
-        .map((o) => (o.n !== undefined ? `saw n=${o.n}` : `saw ${o.val ?? 'absent'}${o.version === undefined ? '' : ` v${o.version}`}${o.list ? ' (list)' : ''}`)),
+        .map((o) =>
+          o.n !== undefined
+            ? `saw n=${o.n}`
+            : `saw ${o.val ?? 'absent'}${o.version === undefined ? '' : ` v${o.version}`}${o.list ? ' (list)' : ''}`,
+        ),
     ];
     lines.push(
       `  ${mark} op ${op.id} ${op.instance} ${op.kind} ${op.start.toFixed(1)}..${op.end.toFixed(1)}: ${parts.join('; ')}${op.ok ? '' : ` ERROR ${op.error}`}`,

@@ -1,29 +1,15 @@
-import { randomBytes } from 'node:crypto';
-import { drizzle } from 'drizzle-orm/node-postgres';
-import { Cluster, Redis, type RedisOptions } from 'ioredis';
-import { withCache } from '../adapters/drizzle/index.js';
-import { type CacheStats, createCache, type Duration, type Pattern } from '../src/index.js';
-import { redisStore } from '../stores/redis.js';
+import type { CacheStats, Pattern } from '../src/index.js';
 import { type CheckReport, checkHistory } from './checker.js';
-import { type ChaosDatabase, createDatabase } from './database.js';
+import type { ChaosDatabase } from './database.js';
 import { FAULT_KINDS, type FaultEvent, FaultInjector, type FaultKind } from './faults.js';
 import type { AuditEntry, FinalState, History, Op, TableModel } from './history.js';
 import { Prng } from './prng.js';
-import { type RedisServer, startRedisServer } from './redis-server.js';
-import {
-  DEFAULT_KEYS,
-  ddlOf,
-  type KeySpaceConfig,
-  type PatternTables,
-  patternTables,
-  policyOf,
-  schemaOf,
-  supportedPatterns,
-} from './tables.js';
-import { type ChaosDb, type Instance, OPERATIONS, Recorder, runOperation, sweep } from './workload.js';
+import { type RigOptions, startRig } from './rig.js';
+import type { KeySpaceConfig, PatternTables } from './tables.js';
+import { OPERATIONS, Recorder, runOperation, sweep } from './workload.js';
 
 /** Settings of one chaos run. */
-export interface ChaosOptions {
+export interface ChaosOptions extends RigOptions {
   /** Stop after this many operations... */
   ops: number;
   /** ...or after this many seconds, whichever comes first. */
@@ -31,34 +17,10 @@ export interface ChaosOptions {
   /** Concurrent workers (each picks an instance per operation). */
   workers: number;
   seed: number;
-  /** Patterns to run; default: every pattern this build supports. */
-  patterns?: Pattern[];
   /** Faults to inject; default: all that apply. Empty: none. */
   faults?: readonly FaultKind[];
   /** Mean time between two faults. @default 1000 */
   faultIntervalMs?: number;
-  /** Run against these Redis Cluster nodes instead of a server of the run's own. */
-  cluster?: { host: string; port: number }[];
-  keys?: KeySpaceConfig;
-  /** The caches' store timeout. @default the library default */
-  storeTimeout?: Duration;
-  /**
-   * The run's own Redis server: extra arguments, and the ioredis options of the app instances
-   * (AUTH, ACL users, TLS) and of the admin connection (faults). `setup` runs first as admin.
-   */
-  redisServer?: {
-    args?: string[];
-    tls?: boolean;
-    port?: number;
-    client?: RedisOptions;
-    admin?: RedisOptions;
-    setup?: (admin: Redis) => Promise<void>;
-  };
-  /**
-   * A control run: writes go through the unwrapped Drizzle client, so tablecache never hears of
-   * them and the checker must report stale reads. Proves the harness can see staleness.
-   */
-  bypassWrites?: boolean;
   /** Progress lines. */
   log?: (line: string) => void;
 }
@@ -97,69 +59,10 @@ export interface ChaosResult {
 export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
   const log = options.log ?? (() => {});
   const rng = new Prng(options.seed);
-  const keys = options.keys ?? DEFAULT_KEYS;
-  const patterns = options.patterns ?? supportedPatterns();
-  const sets = patterns.map(patternTables);
-  const schema = schemaOf(sets);
-  const writeBack = patterns.includes('write-back');
-  const cleanups: (() => Promise<unknown>)[] = [];
-
+  const recorder = new Recorder();
+  const rig = await startRig(options, recorder);
   try {
-    const database = await createDatabase('chaos');
-    cleanups.push(() => database.drop());
-    await database.admin.query(ddlOf(database.schema, sets));
-    const recorder = new Recorder();
-    await seed(database, sets, keys, recorder);
-
-    // Write-back journals live in Redis: keep them across restarts (AOF, as its docs require).
-    let server: RedisServer | undefined;
-    if (!options.cluster) {
-      const own = options.redisServer;
-      server = await startRedisServer({
-        args: [...(writeBack ? ['--appendonly', 'yes'] : []), ...(own?.args ?? [])],
-        ...(own?.admin ? { probe: own.admin } : {}),
-        ...(own?.tls ? { tls: true } : {}),
-        ...(own?.port ? { port: own.port } : {}),
-      });
-      const s = server;
-      cleanups.push(() => s.stop());
-    }
-    const connect = (name: string): Redis | Cluster => {
-      const connectionName = `chaos-${name}`;
-      const client = options.cluster
-        ? new Cluster(options.cluster, { redisOptions: { connectionName } })
-        : new Redis({ host: '127.0.0.1', port: (server as RedisServer).port, connectionName, ...options.redisServer?.client });
-      client.on('error', () => {});
-      return client;
-    };
-    const admins = (options.cluster ?? [{ host: '127.0.0.1', port: (server as RedisServer).port }]).map((node) => {
-      const admin = new Redis({ ...node, connectionName: 'chaos-admin', ...options.redisServer?.admin });
-      admin.on('error', () => {});
-      return admin;
-    });
-    if (options.redisServer?.setup) await options.redisServer.setup(admins[0] as Redis);
-    cleanups.push(async () => {
-      for (const a of admins) a.disconnect();
-    });
-
-    const namespace = `chaos-${randomBytes(4).toString('hex')}`;
-    const policy = policyOf(sets, namespace);
-    const instances: Instance[] = [];
-    for (const name of ['a', 'b']) {
-      const client = connect(name);
-      cleanups.push(async () => client.disconnect());
-      const cache = createCache({
-        store: redisStore(client),
-        policy,
-        ...(options.storeTimeout ? { storeTimeout: options.storeTimeout } : {}),
-        onError: () => {},
-      });
-      cleanups.push(() => cache.close());
-      const raw = drizzle(database.pool(name, 5), { schema }) as ChaosDb;
-      const db = withCache(raw, cache);
-      instances.push({ name, db, writer: options.bypassWrites ? raw : db, cache });
-    }
-
+    const { database, server, admins, sets, keys, instances } = rig;
     const faults = new FaultInjector(
       { server, admins, database, instances: instances.map((i) => i.name) },
       options.faults ?? FAULT_KINDS,
@@ -216,7 +119,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const failed = workloadOps.filter((op) => !op.ok);
     return {
       seed: options.seed,
-      patterns,
+      patterns: sets.map((set) => set.pattern),
       workers: options.workers,
       durationMs,
       opsRun: workloadOps.length,
@@ -230,27 +133,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
       history,
     };
   } finally {
-    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
-  }
-}
-
-async function seed(database: ChaosDatabase, sets: readonly PatternTables[], keys: KeySpaceConfig, recorder: Recorder) {
-  for (const set of sets) {
-    const op = recorder.begin(-1, 'seed', 'seed');
-    for (let k = 1; k <= keys.seeded; k++) {
-      const val = `seed.${set.itemsName}.${k}`;
-      const { rows } = await database.admin.query<{ version: number }>(
-        `insert into ${set.itemsName} (id, version, val, grp) values ($1, 0, $2, $3) returning version`,
-        [k, val, k % keys.groups],
-      );
-      op.writes.push({ table: set.itemsName, key: k, kind: 'put', val, applied: true, version: rows[0]?.version ?? 0, status: 'ok' });
-    }
-    for (let k = 1; k <= keys.counters; k++) {
-      await database.admin.query(`insert into ${set.countersName} (id, n) values ($1, 0)`, [k]);
-    }
-    recorder.end(op);
-    op.start = -1;
-    op.end = -1;
+    await rig.close();
   }
 }
 
@@ -264,13 +147,21 @@ function tableModels(sets: readonly PatternTables[]): Record<string, TableModel>
 }
 
 async function readAudit(database: ChaosDatabase): Promise<AuditEntry[]> {
-  const { rows } = await database.admin.query<{ tbl: string; id: number; version: number; val: string; op: 'I' | 'U' | 'D' }>(
-    'select tbl, id, version, val, op from chaos_audit order by seq',
-  );
+  const { rows } = await database.admin.query<{
+    tbl: string;
+    id: number;
+    version: number;
+    val: string;
+    op: 'I' | 'U' | 'D';
+  }>('select tbl, id, version, val, op from chaos_audit order by seq');
   return rows.map((r) => ({ table: r.tbl, key: r.id, version: r.version, val: r.val, op: r.op }));
 }
 
-async function readFinal(database: ChaosDatabase, sets: readonly PatternTables[], keys: KeySpaceConfig): Promise<FinalState[]> {
+async function readFinal(
+  database: ChaosDatabase,
+  sets: readonly PatternTables[],
+  keys: KeySpaceConfig,
+): Promise<FinalState[]> {
   const out: FinalState[] = [];
   for (const set of sets) {
     const items = await database.admin.query<{ id: number; version: number; val: string }>(
@@ -279,7 +170,11 @@ async function readFinal(database: ChaosDatabase, sets: readonly PatternTables[]
     const byId = new Map(items.rows.map((r) => [r.id, r]));
     for (let k = 1; k <= keys.items; k++) {
       const row = byId.get(k);
-      out.push(row ? { table: set.itemsName, key: k, val: row.val, version: row.version } : { table: set.itemsName, key: k, val: null });
+      out.push(
+        row
+          ? { table: set.itemsName, key: k, val: row.val, version: row.version }
+          : { table: set.itemsName, key: k, val: null },
+      );
     }
     const counters = await database.admin.query<{ id: number; n: number }>(`select id, n from ${set.countersName}`);
     for (const row of counters.rows) out.push({ table: set.countersName, key: row.id, n: row.n });
@@ -288,7 +183,15 @@ async function readFinal(database: ChaosDatabase, sets: readonly PatternTables[]
 }
 
 function figures(stats: CacheStats[]): CacheFigures {
-  const out: CacheFigures = { hits: 0, misses: 0, bypasses: 0, fills: 0, fillsRejected: 0, invalidations: 0, storeErrors: 0 };
+  const out: CacheFigures = {
+    hits: 0,
+    misses: 0,
+    bypasses: 0,
+    fills: 0,
+    fillsRejected: 0,
+    invalidations: 0,
+    storeErrors: 0,
+  };
   for (const s of stats) {
     out.storeErrors += s.storeErrors;
     for (const t of Object.values(s.tables)) {

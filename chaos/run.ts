@@ -1,10 +1,13 @@
 /**
- * `npm run chaos -- --ops 100000 --workers 8 --seconds 600 --seed 1`: a randomized workload through
+ * `npm run chaos -- --ops 100000 --workers 8 --seconds 600 --seed 1 [--patterns cache-aside,none]
+ * [--faults redis-restart,redis-freeze,redis-client-kill,pg-terminate|none] [--fault-interval 1000]
+ * [--cluster 3]`: a randomized workload through
  * two tablecache instances with Redis and PostgreSQL faults, then a consistency check of its history.
  * Exits 1 when the checker finds a stale read, a lost or duplicated write, or any other anomaly.
  */
 import { parseArgs } from 'node:util';
 import type { Pattern } from '../src/index.js';
+import { startRedisCluster } from '../test/stores/redis-cluster-harness.js';
 import { FAULT_KINDS, type FaultKind } from './faults.js';
 import { formatResult, isClean } from './report.js';
 import { runChaos } from './run-chaos.js';
@@ -20,14 +23,18 @@ const { values } = parseArgs({
     'fault-interval': { type: 'string', default: '1000' },
     'store-timeout': { type: 'string' },
     excerpts: { type: 'string', default: '5' },
+    cluster: { type: 'string' },
   },
 });
 
 const faults = values.faults === undefined ? FAULT_KINDS : values.faults === 'none' ? [] : values.faults.split(',');
 for (const f of faults) {
-  if (!(FAULT_KINDS as readonly string[]).includes(f)) throw new Error(`unknown fault "${f}"; use ${FAULT_KINDS.join(', ')} or none`);
+  if (!(FAULT_KINDS as readonly string[]).includes(f))
+    throw new Error(`unknown fault "${f}"; use ${FAULT_KINDS.join(', ')} or none`);
 }
 
+// --cluster N: a local N-node Redis Cluster instead of one server (no restart/freeze faults then).
+const cluster = values.cluster ? await startRedisCluster(Number(values.cluster)) : undefined;
 const result = await runChaos({
   ops: Number(values.ops),
   workers: Number(values.workers),
@@ -38,6 +45,7 @@ const result = await runChaos({
   faultIntervalMs: Number(values['fault-interval']),
   storeTimeout: values['store-timeout'] as `${number}ms` | undefined,
   log: (line) => console.log(line),
-});
+  ...(cluster ? { cluster: cluster.ports.map((port) => ({ host: '127.0.0.1', port })) } : {}),
+}).finally(() => cluster?.stop());
 console.log(formatResult(result, Number(values.excerpts)));
 process.exitCode = isClean(result) ? 0 : 1;

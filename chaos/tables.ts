@@ -1,7 +1,7 @@
 import { integer, pgTable, text } from 'drizzle-orm/pg-core';
 import { buildCatalog } from '../adapters/drizzle/index.js';
-import { memoryStore } from '../stores/memory.js';
 import { createCache, definePolicy, type Pattern, type Policy } from '../src/index.js';
+import { memoryStore } from '../stores/memory.js';
 import type { TableModel } from './history.js';
 
 /** A table whose rows carry a unique value per write and a database-assigned version. */

@@ -47,11 +47,33 @@ export type OperationKind = (typeof OPERATIONS)[number][0];
 export class Recorder {
   readonly ops: Op[] = [];
   private nextId = 1;
+  /** Operations that ended with an error (counted even when the history is not kept). */
+  failed = 0;
+  /** Called with each operation that ended with an error. */
+  onError: ((op: Op) => void) | undefined;
+
+  /** `keep: false` (the soak) counts operations without keeping them, so memory stays flat. */
+  constructor(private readonly keep = true) {}
+
+  /** How many operations were started. */
+  get count(): number {
+    return this.nextId - 1;
+  }
 
   /** Starts recording an operation (its start time is now). */
   begin(worker: number, instance: string, kind: string): Op {
-    const op: Op = { id: this.nextId++, worker, instance, kind, start: 0, end: 0, ok: false, writes: [], observations: [] };
-    this.ops.push(op);
+    const op: Op = {
+      id: this.nextId++,
+      worker,
+      instance,
+      kind,
+      start: 0,
+      end: 0,
+      ok: false,
+      writes: [],
+      observations: [],
+    };
+    if (this.keep) this.ops.push(op);
     op.start = performance.now();
     return op;
   }
@@ -60,7 +82,11 @@ export class Recorder {
   end(op: Op, error?: unknown): void {
     op.end = performance.now();
     op.ok = error === undefined;
-    if (error !== undefined) op.error = describeError(error);
+    if (error !== undefined) {
+      op.error = describeError(error);
+      this.failed++;
+      this.onError?.(op);
+    }
   }
 }
 
@@ -70,7 +96,11 @@ export function describeError(error: unknown): string {
   const parts: string[] = [];
   for (let depth = 0; e && depth < 4; depth++) {
     const { code, message } = e as { code?: unknown; message?: unknown };
-    parts.push(`${typeof code === 'string' ? `${code} ` : ''}${String(message ?? e).split('\n')[0]?.slice(0, 120)}`);
+    parts.push(
+      `${typeof code === 'string' ? `${code} ` : ''}${String(message ?? e)
+        .split('\n')[0]
+        ?.slice(0, 120)}`,
+    );
     e = (e as { cause?: unknown }).cause;
   }
   return parts.join(' <- ');
@@ -132,7 +162,10 @@ async function readPoint(ctx: OperationContext, op: Op): Promise<void> {
   if (variant === 0) {
     row = (await instance.db.select().from(t).where(eq(t.id, k)))[0];
   } else if (variant === 1) {
-    const query = instance.db.query as unknown as Record<string, { findFirst(c: { where: SQL }): Promise<ItemRow | undefined> }>;
+    const query = instance.db.query as unknown as Record<
+      string,
+      { findFirst(c: { where: SQL }): Promise<ItemRow | undefined> }
+    >;
     row = await (query[set.itemsName] as { findFirst(c: { where: SQL }): Promise<ItemRow | undefined> }).findFirst({
       where: eq(t.id, k),
     });
@@ -183,7 +216,8 @@ async function readJoin(ctx: OperationContext, op: Op): Promise<void> {
     .orderBy(c.id);
   for (const r of rows) {
     op.observations.push({ table: set.countersName, key: r.cid, list: true, n: r.n });
-    const row = r.id === null || r.val === null || r.version === null ? undefined : { id: r.id, version: r.version, val: r.val };
+    const row =
+      r.id === null || r.val === null || r.version === null ? undefined : { id: r.id, version: r.version, val: r.val };
     op.observations.push(observeItem(set, r.cid, row, true));
   }
 }
@@ -285,7 +319,11 @@ async function transaction(ctx: OperationContext, op: Op, rollback: boolean): Pr
   try {
     await instance.writer.transaction(async (tx) => {
       for (const k of keys) await writeOne(ctx, op, tx, k);
-      if (rng.int(2) === 0) await tx.select().from(set.items).where(eq(set.items.id, keys[0] ?? 1));
+      if (rng.int(2) === 0)
+        await tx
+          .select()
+          .from(set.items)
+          .where(eq(set.items.id, keys[0] ?? 1));
       if (savepointKey !== undefined) {
         if (rng.int(3) === 0) {
           const before = op.writes.length;

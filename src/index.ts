@@ -3,7 +3,7 @@
  * @module
  */
 export type { ReadRequest, RelationName, WriteRequest } from './adapter.js';
-export { type CacheOptions, createCache, type RowKey, type TableCache } from './cache.js';
+export { type CacheOptions, createCache, type RowKey, type TableCache, type VerifyOptions } from './cache.js';
 export type { Catalog, ColumnInfo, TableInfo } from './catalog.js';
 export type { Duration } from './duration.js';
 export type { Engine } from './engine/engine.js';
@@ -22,14 +22,17 @@ export {
 export { type BoundPolicy, bindPolicy, definePolicy, loadPolicy, validatePolicy } from './policy/index.js';
 export type {
   BackpressureMode,
+  EarlyRefreshPolicy,
   FlushPolicy,
   Pattern,
   Policy,
   PolicyInput,
   ResolvedTablePolicy,
+  SlidingPolicy,
   TableDefaults,
   TableNames,
   TablePolicy,
+  TtlJitter,
 } from './policy/types.js';
 export type { CacheStore, CounterGuard, CounterWrite, IncrOptions, StoreEntry } from './store.js';
 export { readCounter } from './store.js';

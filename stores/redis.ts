@@ -3,6 +3,7 @@ import { type Cluster, Redis } from 'ioredis';
 import { StoreError } from '../src/errors.js';
 import type { CacheStore, CounterGuard, CounterWrite, IncrOptions, StoreEntry } from '../src/store.js';
 // Write-back journal capability (issue 4).
+import type { KeyScanCapable } from '../src/engine/verify-rows.js';
 import type { WriteBackCapable } from '../src/write-back/journal.js';
 import { redisJournal } from '../src/write-back/redis-journal.js';
 
@@ -105,7 +106,10 @@ const EMPTY = Buffer.alloc(0);
  * A store on Redis or Redis Cluster. Given a URL it opens its own client and quits it on `close()`;
  * given a client it leaves it open. The client's `keyPrefix` applies to every key, scripts included.
  */
-export function redisStore(client: Client | string, options: RedisStoreOptions = {}): CacheStore & WriteBackCapable {
+export function redisStore(
+  client: Client | string,
+  options: RedisStoreOptions = {},
+): CacheStore & WriteBackCapable & KeyScanCapable {
   const owned = typeof client === 'string';
   const redis: Client = typeof client === 'string' ? new Redis(client) : client;
   // Failures reach the caller through each command's rejection (and the cache's onError);
@@ -217,6 +221,21 @@ export function redisStore(client: Client | string, options: RedisStoreOptions =
         const reply = await redis.set(entry.key, toBuffer(entry.value), 'PX', ttlOf(entry.ttlMs), 'NX');
         return reply === 'OK';
       });
+    },
+
+    /** Operator tools only (`tablecache verify`): never used on a request path. */
+    async *scanKeys(match: string, count: number): AsyncIterable<string> {
+      const prefix = redis.options.keyPrefix ?? '';
+      const nodes: Redis[] = redis.isCluster ? (redis as Cluster).nodes('master') : [redis as Redis];
+      for (const node of nodes) {
+        let cursor = '0';
+        do {
+          // SCAN does not apply keyPrefix: match and strip it by hand.
+          const [next, keys] = await call('scan', () => node.scan(cursor, 'MATCH', prefix + match, 'COUNT', count));
+          cursor = next;
+          for (const key of keys) yield key.startsWith(prefix) ? key.slice(prefix.length) : key;
+        } while (cursor !== '0');
+      }
     },
 
     async close(): Promise<void> {

@@ -68,6 +68,18 @@ interface Shared {
 }
 
 const sharedByRuntime = new WeakMap<WriteBackRuntime, Shared>();
+/** Parses by SQL text: builders send the same text for every execution of a statement shape. */
+const MEMO_LIMIT = 2000;
+const writes = new Map<string, ReturnType<typeof parseWrite>>();
+const reads = new Map<string, PointRead | null>();
+
+function memo<T>(map: Map<string, T>, key: string, compute: () => T): T {
+  if (map.has(key)) return map.get(key) as T;
+  const value = compute();
+  if (map.size >= MEMO_LIMIT) map.clear();
+  map.set(key, value);
+  return value;
+}
 /** Tables drained in a transaction already (keyed by the outermost frame). */
 const drainedIn = new WeakMap<TransactionFrame, Set<string>>();
 
@@ -130,12 +142,14 @@ function handle(s: Shared, st: WriteBackStatement): Promise<unknown> | undefined
   }
   if (plan.kind === 'read') {
     if (plan.locking || plan.relations.length !== 1 || st.rowMode !== 'array') return undefined;
-    const point = parsePointRead(st.sql);
+    const point = memo(reads, st.sql, () => parsePointRead(st.sql));
     const table = point ? tableOf(s, engine.registry.resolve(point.table)) : undefined;
     return point && table ? serveRead(s, table, point, st) : undefined;
   }
   const parsed =
-    st.type !== undefined && st.type !== 'select' && plan.relations.length === 1 ? parseWrite(st.sql) : null;
+    st.type !== undefined && st.type !== 'select' && plan.relations.length === 1
+      ? memo(writes, st.sql, () => parseWrite(st.sql))
+      : null;
   const target = parsed ? tableOf(s, engine.registry.resolve(parsed.table)) : undefined;
   if (parsed && target) return journal(s, target, parsed, st);
   return runSync(s, touched, st);

@@ -1,9 +1,8 @@
 /**
  * The database side of write-back on a Drizzle PostgreSQL session: parameterized multi-row
- * statements built with Drizzle's `sql` (identifiers from the schema via `sql.identifier`, casts
- * from the parsed column types, every value a bound parameter), run on the unwrapped session.
+ * statements (identifiers from the schema, quoted; casts from the parsed column types; every
+ * value a bound `$n` parameter), run through the unwrapped session's `prepareQuery`.
  */
-import { type SQL, sql } from 'drizzle-orm';
 import type { ColumnOp, RowPlan } from '../../src/write-back/coalesce.js';
 import { fieldValue, rowIdentity } from '../../src/write-back/ops.js';
 import type { NormalizeContext } from '../../src/write-back/pg-types.js';
@@ -20,14 +19,27 @@ import type {
 /** The bookkeeping table the flusher creates: the newest applied stream id per namespace and table. */
 export const OFFSETS_TABLE = 'tablecache_write_back_offsets';
 
-/** The part of a Drizzle PgSession / PgTransaction the sink uses. */
-export interface SqlRunner {
-  execute(query: SQL): Promise<unknown>;
+/** The part of a Drizzle PgSession the sink uses (`prepareQuery` with raw results; transactions). */
+export interface SinkSession {
+  prepareQuery(
+    query: { sql: string; params: unknown[] },
+    fields: undefined,
+    name: undefined,
+    isResponseInArrayMode: boolean,
+  ): { execute(): Promise<unknown> };
+  transaction<T>(callback: (tx: SinkTransactionHandle) => Promise<T>, config?: unknown): Promise<T>;
 }
 
-/** A Drizzle PgSession: runs statements and opens transactions (nested ones are savepoints). */
-export interface SinkSession extends SqlRunner {
-  transaction<T>(callback: (tx: SinkSession) => Promise<T>, config?: unknown): Promise<T>;
+/** A Drizzle PgTransaction: its session runs statements; `transaction` opens a savepoint. */
+export interface SinkTransactionHandle {
+  session: SinkSession;
+  transaction<T>(callback: (tx: SinkTransactionHandle) => Promise<T>): Promise<T>;
+}
+
+/** A statement: text with `$n` placeholders and its parameters. */
+interface Query {
+  sql: string;
+  params: unknown[];
 }
 
 /** Parameters per statement stay well below PostgreSQL's limit of 65535. */
@@ -53,6 +65,10 @@ const UTC_ZONES = new Set([
   'etc/gmt-0',
 ]);
 
+function run(session: SinkSession, query: Query): Promise<unknown> {
+  return session.prepareQuery(query, undefined, undefined, false).execute();
+}
+
 /** Builds the sink on an unwrapped Drizzle session. */
 export function drizzleSink(session: SinkSession): WriteBackSink {
   let bookkeeping: Promise<void> | undefined;
@@ -67,9 +83,10 @@ export function drizzleSink(session: SinkSession): WriteBackSink {
   return {
     async settings(): Promise<NormalizeContext> {
       const [row] = rowsOf(
-        await session.execute(
-          sql`select current_setting('DateStyle') as ds, current_setting('TimeZone') as tz, current_setting('extra_float_digits') as efd, current_setting('bytea_output') as bo`,
-        ),
+        await run(session, {
+          sql: "select current_setting('DateStyle') as ds, current_setting('TimeZone') as tz, current_setting('extra_float_digits') as efd, current_setting('bytea_output') as bo",
+          params: [],
+        }),
       );
       const get = (k: string) => String(row?.[k] ?? '');
       return {
@@ -82,24 +99,21 @@ export function drizzleSink(session: SinkSession): WriteBackSink {
 
     async loadRows(table, pks) {
       const found = new Map<string, Record<string, string | null>>();
-      const perKey = table.primaryKey.length;
-      const chunk = Math.max(1, Math.floor(MAX_PARAMS / perKey));
+      const chunk = Math.max(1, Math.floor(MAX_PARAMS / table.primaryKey.length));
+      const kinds = new Map(table.columns.map((c) => [c.name, c.type.kind]));
       for (let start = 0; start < pks.length; start += chunk) {
-        const keys = pks.slice(start, start + chunk);
-        const types = new Map(table.columns.map((c) => [c.name, c.type.kind]));
-        const pkCols = table.primaryKey.map(
-          (c, i) => sql`${asText(col(c), types.get(c))} as ${sql.identifier(`k${i}`)}`,
-        );
-        const valueCols = table.columns.map(
-          (c, i) => sql`${asText(col(c.name), c.type.kind)} as ${sql.identifier(`c${i}`)}`,
-        );
-        const query = sql`select ${sql.join([...pkCols, ...valueCols], sql`, `)} from ${tableRef(table)} where ${keyMatch(table, keys, undefined)}`;
-        for (const row of rowsOf(await session.execute(query))) {
+        const q = new Builder();
+        const list = [
+          ...table.primaryKey.map((c, i) => `${asText(ident(c), kinds.get(c))} as "k${i}"`),
+          ...table.columns.map((c, i) => `${asText(ident(c.name), c.type.kind)} as "c${i}"`),
+        ];
+        q.add(`select ${list.join(', ')} from ${tableRef(table)} where `);
+        keyMatch(q, table, pks.slice(start, start + chunk));
+        for (const row of rowsOf(await run(session, q.query()))) {
           const pk = table.primaryKey.map((_, i) => String(row[`k${i}`]));
           const values: Record<string, string | null> = {};
           table.columns.forEach((c, i) => {
-            const v = row[`c${i}`];
-            values[c.name] = v === null || v === undefined ? null : String(v);
+            values[c.name] = textOf(row[`c${i}`]);
           });
           found.set(rowIdentity(pk), values);
         }
@@ -110,21 +124,21 @@ export function drizzleSink(session: SinkSession): WriteBackSink {
     async transaction<T>(options: SinkTransactionOptions, fn: (tx: SinkTransaction) => Promise<T>): Promise<T> {
       await ensureBookkeeping();
       return session.transaction(async (tx) => {
-        await tx.execute(sql.raw(`set local lock_timeout = ${Math.max(1, Math.round(options.lockTimeoutMs))}`));
-        await tx.execute(
-          sql.raw(`set local statement_timeout = ${Math.max(1, Math.round(options.statementTimeoutMs))}`),
-        );
+        const ms = (n: number) => Math.max(1, Math.round(n));
+        await run(tx.session, { sql: `set local lock_timeout = ${ms(options.lockTimeoutMs)}`, params: [] });
+        await run(tx.session, { sql: `set local statement_timeout = ${ms(options.statementTimeoutMs)}`, params: [] });
         return fn(sinkTransaction(tx));
       });
     },
   };
 }
 
-async function createOffsetsTable(session: SqlRunner): Promise<void> {
+async function createOffsetsTable(session: SinkSession): Promise<void> {
   try {
-    await session.execute(
-      sql`create table if not exists ${sql.identifier(OFFSETS_TABLE)} (namespace text not null, table_name text not null, last_id text not null, epoch bigint not null, updated_at timestamptz not null default now(), primary key (namespace, table_name))`,
-    );
+    await run(session, {
+      sql: `create table if not exists ${ident(OFFSETS_TABLE)} (namespace text not null, table_name text not null, last_id text not null, epoch bigint not null, updated_at timestamptz not null default now(), primary key (namespace, table_name))`,
+      params: [],
+    });
   } catch (error) {
     // Two processes creating it at once: one wins, the other sees a duplicate; either way it exists.
     const code =
@@ -133,29 +147,32 @@ async function createOffsetsTable(session: SqlRunner): Promise<void> {
   }
 }
 
-function sinkTransaction(tx: SinkSession): SinkTransaction {
-  const offsets = sql.identifier(OFFSETS_TABLE);
+function sinkTransaction(tx: SinkTransactionHandle): SinkTransaction {
+  const offsets = ident(OFFSETS_TABLE);
   return {
     async lockOffset(namespace, table): Promise<Offset> {
-      await tx.execute(
-        sql`insert into ${offsets} (namespace, table_name, last_id, epoch) values (${namespace}, ${table}, '', 0) on conflict (namespace, table_name) do nothing`,
-      );
+      await run(tx.session, {
+        sql: `insert into ${offsets} (namespace, table_name, last_id, epoch) values ($1, $2, '', 0) on conflict (namespace, table_name) do nothing`,
+        params: [namespace, table],
+      });
       const [row] = rowsOf(
-        await tx.execute(
-          sql`select last_id, epoch::text as epoch from ${offsets} where namespace = ${namespace} and table_name = ${table} for update`,
-        ),
+        await run(tx.session, {
+          sql: `select last_id, epoch::text as epoch from ${offsets} where namespace = $1 and table_name = $2 for update`,
+          params: [namespace, table],
+        }),
       );
       const lastId = String(row?.last_id ?? '');
       return { lastId: lastId === '' ? undefined : lastId, epoch: Number(row?.epoch ?? 0) };
     },
 
     async setOffset(namespace, table, lastId, epoch) {
-      await tx.execute(
-        sql`update ${offsets} set last_id = ${lastId}, epoch = ${String(epoch)}::bigint, updated_at = now() where namespace = ${namespace} and table_name = ${table}`,
-      );
+      await run(tx.session, {
+        sql: `update ${offsets} set last_id = $1, epoch = $2::text::bigint, updated_at = now() where namespace = $3 and table_name = $4`,
+        params: [lastId, String(epoch), namespace, table],
+      });
     },
 
-    apply: (table, plans) => applyPlans(tx, table, plans),
+    apply: (table, plans) => applyPlans(tx.session, table, plans),
 
     savepoint<T>(fn: () => Promise<T>): Promise<T> {
       return tx.transaction(() => fn());
@@ -164,66 +181,54 @@ function sinkTransaction(tx: SinkSession): SinkTransaction {
 }
 
 /** Applies plans round by round: DELETE, then INSERT, then UPDATE, each a few multi-row statements. */
-async function applyPlans(tx: SqlRunner, table: SinkTable, plans: readonly RowPlan[]): Promise<ApplyResult> {
+async function applyPlans(session: SinkSession, table: SinkTable, plans: readonly RowPlan[]): Promise<ApplyResult> {
   const fills: Fill[] = [];
   let affected = 0;
   const rounds = Math.max(0, ...plans.map((p) => p.rounds.length));
   for (let r = 0; r < rounds; r++) {
     const deletes: RowPlan[] = [];
-    const inserts = new Map<'ins' | 'insn' | 'ups', { plan: RowPlan; kind: 'ins' | 'insn' | 'ups' }[]>();
+    const inserts = new Map<'ins' | 'insn' | 'ups', RowPlan[]>();
     const updates = new Map<string, { pk: string[]; ops: Map<string, ColumnOp> }[]>();
-    const conflicts: { plan: RowPlan; ops: Map<string, ColumnOp> }[] = [];
     for (const plan of plans) {
       const round = plan.rounds[r];
       if (!round) continue;
       if (round.del) deletes.push(plan);
       if (round.ins) {
-        const kind = round.ins.kind;
-        const list = inserts.get(kind) ?? [];
-        list.push({ plan, kind });
-        inserts.set(kind, list);
+        const list = inserts.get(round.ins.kind) ?? [];
+        list.push(plan);
+        inserts.set(round.ins.kind, list);
       }
       if (round.upd && round.upd.size > 0) addUpdate(updates, plan.pk, round.upd);
     }
+    const perKey = table.primaryKey.length;
     for (let i = 0; i < deletes.length; ) {
-      const chunk = deletes.slice(i, i + Math.floor(MAX_PARAMS / table.primaryKey.length));
+      const chunk = deletes.slice(i, i + Math.floor(MAX_PARAMS / perKey));
       i += chunk.length;
-      affected += affectedOf(
-        await tx.execute(
-          sql`delete from ${tableRef(table)} where ${keyMatch(
-            table,
-            chunk.map((p) => p.pk),
-            undefined,
-          )}`,
-        ),
-      );
-    }
-    for (const [kind, rows] of inserts) {
-      const result = await insertRows(
-        tx,
+      const q = new Builder().add(`delete from ${tableRef(table)} where `);
+      keyMatch(
+        q,
         table,
-        r,
-        kind,
-        rows.map((x) => x.plan),
+        chunk.map((p) => p.pk),
       );
+      affected += affectedOf(await run(session, q.query()));
+    }
+    const conflicts = new Map<string, { pk: string[]; ops: Map<string, ColumnOp> }[]>();
+    for (const [kind, rows] of inserts) {
+      const result = await insertRows(session, table, r, kind, rows);
       fills.push(...result.fills);
       affected += result.affected;
-      if (kind === 'ups') {
-        // Rows the insert skipped exist: they get the ON CONFLICT DO UPDATE changes.
-        for (const x of rows) {
-          const ins = x.plan.rounds[r]?.ins;
-          if (!result.inserted.has(x.plan.identity) && ins?.conflict && ins.conflict.size > 0) {
-            conflicts.push({ plan: x.plan, ops: ins.conflict });
-          }
-        }
+      if (kind !== 'ups') continue;
+      // Rows the insert skipped exist: they get the ON CONFLICT DO UPDATE changes.
+      for (const plan of rows) {
+        const conflict = plan.rounds[r]?.ins?.conflict;
+        if (!result.inserted.has(plan.identity) && conflict && conflict.size > 0)
+          addUpdate(conflicts, plan.pk, conflict);
       }
     }
-    // Conflict updates apply before the round's own updates (which come later in the row's history).
-    const conflictGroups = new Map<string, { pk: string[]; ops: Map<string, ColumnOp> }[]>();
-    for (const c of conflicts) addUpdate(conflictGroups, c.plan.pk, c.ops);
-    for (const groups of [conflictGroups, updates]) {
+    // Conflict updates come before the round's own updates (which are later in each row's history).
+    for (const groups of [conflicts, updates]) {
       for (const rows of groups.values()) {
-        const result = await updateRows(tx, table, rows);
+        const result = await updateRows(session, table, rows);
         fills.push(...result.fills);
         affected += result.affected;
       }
@@ -232,6 +237,7 @@ async function applyPlans(tx: SqlRunner, table: SinkTable, plans: readonly RowPl
   return { fills, affected };
 }
 
+/** Groups update rows by what they change (set, add, DEFAULT per column): one statement per group. */
 function addUpdate(
   groups: Map<string, { pk: string[]; ops: Map<string, ColumnOp> }[]>,
   pk: string[],
@@ -247,7 +253,7 @@ function addUpdate(
 }
 
 async function insertRows(
-  tx: SqlRunner,
+  session: SinkSession,
   table: SinkTable,
   round: number,
   kind: 'ins' | 'insn' | 'ups',
@@ -256,57 +262,45 @@ async function insertRows(
   const fills: Fill[] = [];
   const inserted = new Set<string>();
   let affected = 0;
-  const columns = table.columns;
-  const perRow = columns.length;
-  const chunkSize = Math.max(1, Math.floor(MAX_PARAMS / perRow));
+  const { columns } = table;
+  const chunkSize = Math.max(1, Math.floor(MAX_PARAMS / columns.length));
+  const columnList = columns.map((c) => ident(c.name)).join(', ');
   for (let start = 0; start < plans.length; start += chunkSize) {
     const chunk = plans.slice(start, start + chunkSize);
     const unknown = new Set<string>();
-    const tuples = chunk.map((plan) => {
-      const values = plan.rounds[round]?.ins?.values ?? new Map<string, string>();
+    const q = new Builder().add(`insert into ${tableRef(table)} (${columnList}) values `);
+    chunk.forEach((plan, n) => {
+      const values = plan.rounds[round]?.ins?.values;
       const cells = columns.map((c) => {
-        const f = values.get(c.name) ?? 'u';
+        const f = values?.get(c.name) ?? 'u';
         if (f === 'u') {
           unknown.add(c.name);
-          return sql`default`;
+          return 'default';
         }
-        return typed(fieldValue(f) ?? null, c.type.cast);
+        return q.param(fieldValue(f) ?? null, c.type.cast);
       });
-      return sql`(${sql.join(cells, sql`, `)})`;
+      q.add(`${n > 0 ? ', ' : ''}(${cells.join(', ')})`);
     });
-    const target = sql.join(table.primaryKey.map(col), sql`, `);
-    const conflict = kind === 'ins' ? sql`` : sql` on conflict (${target}) do nothing`;
-    const wantReturn = unknown.size > 0 || kind === 'ups';
-    const filled = columns.filter((c) => unknown.has(c.name));
-    const returning = wantReturn
-      ? sql` returning ${returningList(
-          table,
-          filled.map((c) => c.name),
-        )}`
-      : sql``;
-    const result = await tx.execute(
-      sql`insert into ${tableRef(table)} (${sql.join(
-        columns.map((c) => col(c.name)),
-        sql`, `,
-      )}) values ${sql.join(tuples, sql`, `)}${conflict}${returning}`,
-    );
+    if (kind !== 'ins') q.add(` on conflict (${table.primaryKey.map(ident).join(', ')}) do nothing`);
+    const filled = columns.filter((c) => unknown.has(c.name)).map((c) => c.name);
+    const wantReturn = filled.length > 0 || kind === 'ups';
+    if (wantReturn) q.add(` returning ${returningList(table, filled, undefined)}`);
+    const result = await run(session, q.query());
     affected += affectedOf(result);
-    if (wantReturn) {
-      for (const row of rowsOf(result)) {
-        const pk = table.primaryKey.map((_, i) => String(row[`k${i}`]));
-        inserted.add(rowIdentity(pk));
-        filled.forEach((c, i) => {
-          const v = row[`f${i}`];
-          fills.push({ pk, column: c.name, value: v === null || v === undefined ? null : String(v) });
-        });
-      }
+    if (!wantReturn) continue;
+    for (const row of rowsOf(result)) {
+      const pk = table.primaryKey.map((_, i) => String(row[`k${i}`]));
+      inserted.add(rowIdentity(pk));
+      filled.forEach((c, i) => {
+        fills.push({ pk, column: c, value: textOf(row[`f${i}`]) });
+      });
     }
   }
   return { fills, affected, inserted };
 }
 
 async function updateRows(
-  tx: SqlRunner,
+  session: SinkSession,
   table: SinkTable,
   rows: readonly { pk: string[]; ops: Map<string, ColumnOp> }[],
 ): Promise<{ fills: Fill[]; affected: number }> {
@@ -316,122 +310,115 @@ async function updateRows(
   const ops = [...first.ops.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   const carried = ops.filter(([, op]) => 'delta' in op || op.set !== 'u').map(([c]) => c);
   const defaults = ops.filter(([, op]) => !('delta' in op) && op.set === 'u').map(([c]) => c);
-  const t = sql.identifier('__tc_t');
-  const v = sql.identifier('__tc_v');
-  const assignments = ops.map(([c, op]) => {
-    if ('delta' in op) return sql`${col(c)} = ${t}.${col(c)} + ${v}.${sql.identifier(`v${carried.indexOf(c)}`)}`;
-    if (op.set === 'u') return sql`${col(c)} = default`;
-    return sql`${col(c)} = ${v}.${sql.identifier(`v${carried.indexOf(c)}`)}`;
-  });
-  const aliases = [
-    ...table.primaryKey.map((_, i) => sql.identifier(`k${i}`)),
-    ...carried.map((_, i) => sql.identifier(`v${i}`)),
-  ];
-  const match = sql.join(
-    table.primaryKey.map((c, i) => sql`${t}.${col(c)} = ${v}.${sql.identifier(`k${i}`)}`),
-    sql` and `,
-  );
+  const t = '"__tc_t"';
+  const v = '"__tc_v"';
+  const assignments = ops
+    .map(([c, op]) => {
+      if ('delta' in op) return `${ident(c)} = ${t}.${ident(c)} + ${v}."v${carried.indexOf(c)}"`;
+      if (op.set === 'u') return `${ident(c)} = default`;
+      return `${ident(c)} = ${v}."v${carried.indexOf(c)}"`;
+    })
+    .join(', ');
+  const aliases = [...table.primaryKey.map((_, i) => `"k${i}"`), ...carried.map((_, i) => `"v${i}"`)].join(', ');
+  const match = table.primaryKey.map((c, i) => `${t}.${ident(c)} = ${v}."k${i}"`).join(' and ');
   const pkTypes = table.primaryKey.map((c) => types.get(c) as string);
-  const perRow = pkTypes.length + carried.length;
-  const chunkSize = Math.max(1, Math.floor(MAX_PARAMS / perRow));
+  const chunkSize = Math.max(1, Math.floor(MAX_PARAMS / (pkTypes.length + carried.length)));
   const fills: Fill[] = [];
   let affected = 0;
   for (let start = 0; start < rows.length; start += chunkSize) {
     const chunk = rows.slice(start, start + chunkSize);
-    const tuples = chunk.map((row) => {
+    const q = new Builder().add(`update ${tableRef(table)} as ${t} set ${assignments} from (values `);
+    chunk.forEach((row, n) => {
       const cells = [
-        ...row.pk.map((p, i) => typed(p, pkTypes[i] as string)),
+        ...row.pk.map((p, i) => q.param(p, pkTypes[i] as string)),
         ...carried.map((c) => {
           const op = row.ops.get(c) as ColumnOp;
-          return typed('delta' in op ? op.delta : (fieldValue(op.set) ?? null), types.get(c) as string);
+          return q.param('delta' in op ? op.delta : (fieldValue(op.set) ?? null), types.get(c) as string);
         }),
       ];
-      return sql`(${sql.join(cells, sql`, `)})`;
+      q.add(`${n > 0 ? ', ' : ''}(${cells.join(', ')})`);
     });
-    const returning = defaults.length > 0 ? sql` returning ${returningList(table, defaults, t)}` : sql``;
-    const result = await tx.execute(
-      sql`update ${tableRef(table)} as ${t} set ${sql.join(assignments, sql`, `)} from (values ${sql.join(tuples, sql`, `)}) as ${v} (${sql.join(aliases, sql`, `)}) where ${match}${returning}`,
-    );
+    q.add(`) as ${v} (${aliases}) where ${match}`);
+    if (defaults.length > 0) q.add(` returning ${returningList(table, defaults, t)}`);
+    const result = await run(session, q.query());
     affected += affectedOf(result);
-    if (defaults.length > 0) {
-      for (const row of rowsOf(result)) {
-        const pk = table.primaryKey.map((_, i) => String(row[`k${i}`]));
-        defaults.forEach((c, i) => {
-          const value = row[`f${i}`];
-          fills.push({ pk, column: c, value: value === null || value === undefined ? null : String(value) });
-        });
-      }
+    for (const row of defaults.length > 0 ? rowsOf(result) : []) {
+      const pk = table.primaryKey.map((_, i) => String(row[`k${i}`]));
+      defaults.forEach((c, i) => {
+        fills.push({ pk, column: c, value: textOf(row[`f${i}`]) });
+      });
     }
   }
   return { fills, affected };
 }
 
-/** `pk::text as k0, ..., col::text as f0, ...` (qualified by `alias` when given). */
-function returningList(
-  table: SinkTable,
-  columns: readonly string[],
-  alias?: SQL | ReturnType<typeof sql.identifier>,
-): SQL {
-  const ref = (c: string) => (alias ? sql`${alias}.${col(c)}` : col(c));
+/** Statement text with `$n` parameters: values only ever go into `params`. */
+class Builder {
+  private text = '';
+  private readonly params: unknown[] = [];
+
+  add(text: string): this {
+    this.text += text;
+    return this;
+  }
+
+  /**
+   * A parameter cast to a column type (the cast comes from the parsed column type, never from
+   * input). The parameter itself is text: canonical text goes through the type's input function,
+   * and drivers that serialize by parameter type (PGlite) send it as the string it is.
+   */
+  param(value: string | null, cast: string): string {
+    this.params.push(value);
+    return `$${this.params.length}::text::${cast}`;
+  }
+
+  query(): Query {
+    return { sql: this.text, params: this.params };
+  }
+}
+
+/** `pk::text as k0, ..., column::text as f0, ...` (qualified by `alias` when given). */
+function returningList(table: SinkTable, columns: readonly string[], alias: string | undefined): string {
+  const ref = (c: string) => (alias ? `${alias}.${ident(c)}` : ident(c));
   const kinds = new Map(table.columns.map((c) => [c.name, c.type.kind]));
-  return sql.join(
-    [
-      ...table.primaryKey.map((c, i) => sql`${asText(ref(c), kinds.get(c))} as ${sql.identifier(`k${i}`)}`),
-      ...columns.map((c, i) => sql`${asText(ref(c), kinds.get(c))} as ${sql.identifier(`f${i}`)}`),
-    ],
-    sql`, `,
-  );
+  return [
+    ...table.primaryKey.map((c, i) => `${asText(ref(c), kinds.get(c))} as "k${i}"`),
+    ...columns.map((c, i) => `${asText(ref(c), kinds.get(c))} as "f${i}"`),
+  ].join(', ');
 }
 
 /**
  * A column as the text its type's output function writes (what a driver receives): a cast to
  * text, except for boolean, whose cast says `true` where the output function says `t`.
  */
-function asText(ref: SQL, kind: string | undefined): SQL {
-  if (kind === 'bool') return sql`(case when ${ref} then 't' when not ${ref} then 'f' end)`;
-  return sql`${ref}::text`;
+function asText(ref: string, kind: string | undefined): string {
+  if (kind === 'bool') return `(case when ${ref} then 't' when not ${ref} then 'f' end)`;
+  return `${ref}::text`;
 }
 
-/** `"id" in ($1::integer, ...)` or `("a", "b") in (($1::integer, $2::text), ...)`. */
-function keyMatch(table: SinkTable, keys: readonly (readonly string[])[], alias: SQL | undefined): SQL {
+/** Appends `"id" in ($1::text::integer, ...)` or `("a", "b") in (($1..., $2...), ...)`. */
+function keyMatch(q: Builder, table: SinkTable, keys: readonly (readonly string[])[]): void {
   const types = new Map(table.columns.map((c) => [c.name, c.type.cast]));
-  const ref = (c: string) => (alias ? sql`${alias}.${col(c)}` : col(c));
   const pk = table.primaryKey;
-  if (pk.length === 1) {
-    const only = pk[0] as string;
-    return sql`${ref(only)} in (${sql.join(
-      keys.map((k) => typed(k[0] as string, types.get(only) as string)),
-      sql`, `,
-    )})`;
-  }
-  const tuple = sql.join(pk.map(ref), sql`, `);
-  const values = keys.map(
-    (k) =>
-      sql`(${sql.join(
-        pk.map((c, i) => typed(k[i] as string, types.get(c) as string)),
-        sql`, `,
-      )})`,
-  );
-  return sql`(${tuple}) in (${sql.join(values, sql`, `)})`;
+  const tuples = keys.map((k) => {
+    const cells = pk.map((c, i) => q.param(k[i] as string, types.get(c) as string));
+    return pk.length === 1 ? (cells[0] as string) : `(${cells.join(', ')})`;
+  });
+  const target = pk.length === 1 ? ident(pk[0] as string) : `(${pk.map(ident).join(', ')})`;
+  q.add(`${target} in (${tuples.join(', ')})`);
 }
 
-/**
- * A bound parameter cast to a column type (the cast text comes from the parsed type, never from
- * input). The parameter itself is typed text: canonical text goes through the type's input
- * function, and drivers that serialize by parameter type (PGlite) send it as the string it is.
- */
-function typed(value: string | null, cast: string): SQL {
-  return sql`${value}::text::${sql.raw(cast)}`;
+/** A quoted identifier (names come from the schema). */
+function ident(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
 }
 
-function col(name: string): SQL {
-  return sql`${sql.identifier(name)}`;
+function tableRef(table: SinkTable): string {
+  return table.schema ? `${ident(table.schema)}.${ident(table.name)}` : ident(table.name);
 }
 
-function tableRef(table: SinkTable): SQL {
-  return table.schema
-    ? sql`${sql.identifier(table.schema)}.${sql.identifier(table.name)}`
-    : sql`${sql.identifier(table.name)}`;
+function textOf(value: unknown): string | null {
+  return value === null || value === undefined ? null : String(value);
 }
 
 /** Object rows of a raw result: `{ rows }` (pg, PGlite) or the row array (postgres-js). */

@@ -21,10 +21,10 @@ describe('tablecache --help', () => {
   it('lists every command and exits 0', async () => {
     const run = await runCli(['--help']);
     expect(run.code).toBe(0);
-    for (const name of ['check', 'stats', 'invalidate', 'bump', 'advise']) expect(run.stdout).toContain(`  ${name}`);
+    for (const name of ['check', 'stats', 'invalidate', 'bump', 'verify', 'advise', 'writeback', 'worker']) expect(run.stdout).toContain(`  ${name}`);
   });
 
-  it.each(['check', 'stats', 'invalidate', 'bump', 'advise'])('prints the usage of %s with --help', async (name) => {
+  it.each(['check', 'stats', 'invalidate', 'bump', 'verify', 'advise', 'writeback', 'worker'])('prints the usage of %s with --help', async (name) => {
     const run = await runCli([name, '--help']);
     expect(run.code).toBe(0);
     expect(run.stdout).toContain(`Usage: tablecache ${name}`);

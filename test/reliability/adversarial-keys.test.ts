@@ -38,7 +38,10 @@ const keysPair = pgSchema(`${tag}p`).table(
   { k1: text('k1').notNull(), k2: text('k2').notNull(), v: text('v').notNull() },
   (t) => [primaryKey({ columns: [t.k1, t.k2] })],
 );
-const tagged = pgSchema(`${tag}p`).table('tagged', { id: integer('id').primaryKey(), tags: text('tags').array().notNull() });
+const tagged = pgSchema(`${tag}p`).table('tagged', {
+  id: integer('id').primaryKey(),
+  tags: text('tags').array().notNull(),
+});
 const schema = { ...tables, keysText, keysPair, tagged };
 
 const TEXT_KEYS = ['a:b', 'a', 'b', '{x}', 'x', ' ', '', 'a b', 'a%20b', '\u00e9', 'e\u0301', '😀', 'ａ', '{a:v1}:q'];
@@ -74,9 +77,11 @@ beforeAll(async () => {
   }
   const p = q(`${tag}p`);
   await database.admin.query(`create table ${p}.keys_text (k text primary key, v text not null)`);
-  for (const [i, k] of TEXT_KEYS.entries()) await database.admin.query(`insert into ${p}.keys_text values ($1, $2)`, [k, `t${i}`]);
+  for (const [i, k] of TEXT_KEYS.entries())
+    await database.admin.query(`insert into ${p}.keys_text values ($1, $2)`, [k, `t${i}`]);
   await database.admin.query(`create table ${p}.keys_pair (k1 text, k2 text, v text not null, primary key (k1, k2))`);
-  for (const [i, [a, b]] of PAIRS.entries()) await database.admin.query(`insert into ${p}.keys_pair values ($1, $2, $3)`, [a, b, `p${i}`]);
+  for (const [i, [a, b]] of PAIRS.entries())
+    await database.admin.query(`insert into ${p}.keys_pair values ($1, $2, $3)`, [a, b, `p${i}`]);
   await database.admin.query(`create table ${p}.tagged (id int primary key, tags text[] not null)`);
   await database.admin.query(`insert into ${p}.tagged values (1, '{"a,sb"}'), (2, '{a,b}'), (3, '{"o{\\"a\\":sx"}')`);
   redis = redisClient();
@@ -120,7 +125,10 @@ describe('table and schema names that collide under naive key encodings', () => 
     await cache.flush();
     expect(await readAll()).toEqual(expected);
     for (const [name, t] of Object.entries(tables)) {
-      await db.update(t).set({ v: `${name}-new` }).where(eq(t.id, 1));
+      await db
+        .update(t)
+        .set({ v: `${name}-new` })
+        .where(eq(t.id, 1));
       (expected[name] as { point: string; list: string[] }).point = `${name}-new`;
       (expected[name] as { point: string; list: string[] }).list[0] = `${name}-new`;
       expect(await readAll()).toEqual(expected);
@@ -165,7 +173,14 @@ describe('primary-key values with separators, braces, spaces and unicode', () =>
     const read = async () => {
       const out: (string | undefined)[] = [];
       for (const [a, b] of PAIRS) {
-        out.push((await db.select().from(keysPair).where(and(eq(keysPair.k1, a), eq(keysPair.k2, b))))[0]?.v);
+        out.push(
+          (
+            await db
+              .select()
+              .from(keysPair)
+              .where(and(eq(keysPair.k1, a), eq(keysPair.k2, b)))
+          )[0]?.v,
+        );
       }
       return out;
     };
@@ -181,7 +196,9 @@ describe('parameter values that encode alike', () => {
     const byTags = async (tags: string[]) =>
       (
         await db.execute(
-          cacheable(sql`select id from ${tagged} where tags @> ${sql.param(tags)}::text[] order by id`, { tables: [`${tag}p.tagged`] }),
+          cacheable(sql`select id from ${tagged} where tags @> ${sql.param(tags)}::text[] order by id`, {
+            tables: [`${tag}p.tagged`],
+          }),
         )
       ).rows;
     expect(await byTags(['a,sb'])).toEqual([{ id: 1 }]);

@@ -18,7 +18,12 @@ class Builder {
   readonly audit: AuditEntry[] = [];
   readonly final: FinalState[] = [];
 
-  op(kind: string, start: number, end: number, parts: { writes?: WriteIntent[]; observations?: Observation[] } = {}): Op {
+  op(
+    kind: string,
+    start: number,
+    end: number,
+    parts: { writes?: WriteIntent[]; observations?: Observation[] } = {},
+  ): Op {
     const op: Op = {
       id: this.nextId++,
       worker: 0,

@@ -48,7 +48,11 @@ function instance(options: Options) {
   client.on('error', () => {});
   const cache = createCache({
     store: redisStore(client),
-    policy: definePolicy<typeof schema>({ namespace: options.namespace, version: 1, tables: { people: { pattern: 'cache-aside' } } }),
+    policy: definePolicy<typeof schema>({
+      namespace: options.namespace,
+      version: 1,
+      tables: { people: { pattern: 'cache-aside' } },
+    }),
     storeTimeout: '100ms',
     breaker: { failures: options.failures ?? 2, cooldown: options.cooldown ?? '200ms' },
     onError: (e) => errors.push(e),
@@ -167,7 +171,8 @@ describe('PostgreSQL errors reach the caller as the driver’s errors', () => {
   it('a terminated backend: DrizzleQueryError with the pg error (57P01) as cause, and nothing cached', async () => {
     const pool = database.pool('victim', 2);
     const { db, cache } = instance({ namespace: ns(), pool });
-    const byName = async (name: string) => (await db.select().from(people).where(eq(people.name, name))).map((p) => p.id);
+    const byName = async (name: string) =>
+      (await db.select().from(people).where(eq(people.name, name))).map((p) => p.id);
     // Hold a lock so the cached read is in flight at the database, then kill its backend.
     const locker = await database.admin.connect();
     try {

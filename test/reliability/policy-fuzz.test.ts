@@ -19,10 +19,65 @@ const catalog = buildCatalog({
   events: pgTable('events', { at: integer('at') }),
 });
 
-const NAMES = ['users', 'orders', 'a:b {c}.t ü:{x}', 'events', 'usres', '', ' ', ':', '{}', '}{', 'a:b', '\u202Eevil', 'ｕsers', 'users\u0000', '😀', 'e\u0301', '.', '..', '"users"', '__proto__', 'constructor'];
+const NAMES = [
+  'users',
+  'orders',
+  'a:b {c}.t ü:{x}',
+  'events',
+  'usres',
+  '',
+  ' ',
+  ':',
+  '{}',
+  '}{',
+  'a:b',
+  '\u202Eevil',
+  'ｕsers',
+  'users\u0000',
+  '😀',
+  'e\u0301',
+  '.',
+  '..',
+  '"users"',
+  '__proto__',
+  'constructor',
+];
 const PATTERNS = ['cache-aside', 'write-through', 'write-back', 'none', 'Cache-Aside', 'cacheaside', '', 'write_back'];
-const DURATIONS = ['5m', '1h', '250ms', '0s', '-1s', '-5m', '1e309s', '99999999999999999999999d', 'NaN', '1.5.5s', '5 m', '∞', '1h30m', '9007199254740993ms', '0x10s'];
-const NUMBERS = ['0', '-0', '1', '-1', '0.5', '1e308', '1e400', '-1e400', '.inf', '-.inf', '.nan', '9007199254740993', '0x7fffffffffffffffffff', '0o777', '1_000', '99999999999999999999999999999999'];
+const DURATIONS = [
+  '5m',
+  '1h',
+  '250ms',
+  '0s',
+  '-1s',
+  '-5m',
+  '1e309s',
+  '99999999999999999999999d',
+  'NaN',
+  '1.5.5s',
+  '5 m',
+  '∞',
+  '1h30m',
+  '9007199254740993ms',
+  '0x10s',
+];
+const NUMBERS = [
+  '0',
+  '-0',
+  '1',
+  '-1',
+  '0.5',
+  '1e308',
+  '1e400',
+  '-1e400',
+  '.inf',
+  '-.inf',
+  '.nan',
+  '9007199254740993',
+  '0x7fffffffffffffffffff',
+  '0o777',
+  '1_000',
+  '99999999999999999999999999999999',
+];
 
 /** One generated file: its name (extension decides the format) and text. */
 interface Case {
@@ -32,7 +87,11 @@ interface Case {
 
 function yamlString(rng: Prng): string {
   const s = rng.pick(NAMES);
-  return rng.int(2) === 0 ? JSON.stringify(s) : s.length > 0 && !/[:{}\s"#&*!|>'%@`,[\]]/.test(s) ? s : JSON.stringify(s);
+  return rng.int(2) === 0
+    ? JSON.stringify(s)
+    : s.length > 0 && !/[:{}\s"#&*!|>'%@`,[\]]/.test(s)
+      ? s
+      : JSON.stringify(s);
 }
 
 const GENERATORS: ((rng: Prng, i: number) => Case)[] = [
@@ -41,15 +100,28 @@ const GENERATORS: ((rng: Prng, i: number) => Case)[] = [
     if (rng.int(4) === 0) {
       // A valid one now and then, so the generator is not trivially all-bad.
       const t = rng.pick(['users', 'orders', '"a:b {c}.t ü:{x}"']);
-      return { file: `valid-${i}.yaml`, text: `namespace: shop\nversion: 2\ntables:\n  ${t}:\n    pattern: ${rng.pick(['cache-aside', 'write-through', 'none'])}\n    ttl: 5m\n` };
+      return {
+        file: `valid-${i}.yaml`,
+        text: `namespace: shop\nversion: 2\ntables:\n  ${t}:\n    pattern: ${rng.pick(['cache-aside', 'write-through', 'none'])}\n    ttl: 5m\n`,
+      };
     }
-    const lines = ['namespace: shop', `version: ${rng.pick(['1', '2', ...NUMBERS])}`, 'defaults:', `  pattern: ${rng.pick(PATTERNS)}`, 'tables:'];
+    const lines = [
+      'namespace: shop',
+      `version: ${rng.pick(['1', '2', ...NUMBERS])}`,
+      'defaults:',
+      `  pattern: ${rng.pick(PATTERNS)}`,
+      'tables:',
+    ];
     for (let t = rng.int(4); t >= 0; t--) {
       lines.push(`  ${yamlString(rng)}:`, `    pattern: ${rng.pick(PATTERNS)}`);
       if (rng.int(2)) lines.push(`    ttl: ${rng.int(2) ? rng.pick(DURATIONS) : rng.pick(NUMBERS)}`);
       if (rng.int(3) === 0) lines.push(`    maxValueBytes: ${rng.pick(NUMBERS)}`);
-      if (rng.int(4) === 0) lines.push(`    flush: { batch: ${rng.pick(NUMBERS)}, every: ${JSON.stringify(rng.pick(DURATIONS))} }`);
-      if (rng.int(5) === 0) lines.push(`    ${rng.pick(['tll', 'reads', 'Pattern', 'flush', 'ttl'])}: ${rng.pick(['[]', '{}', '~', '[users]', 'x'])}`);
+      if (rng.int(4) === 0)
+        lines.push(`    flush: { batch: ${rng.pick(NUMBERS)}, every: ${JSON.stringify(rng.pick(DURATIONS))} }`);
+      if (rng.int(5) === 0)
+        lines.push(
+          `    ${rng.pick(['tll', 'reads', 'Pattern', 'flush', 'ttl'])}: ${rng.pick(['[]', '{}', '~', '[users]', 'x'])}`,
+        );
     }
     return { file: `mostly-${i}.yaml`, text: lines.join('\n') };
   },
@@ -58,8 +130,17 @@ const GENERATORS: ((rng: Prng, i: number) => Case)[] = [
     const width = 2 + rng.int(9);
     const depth = 3 + rng.int(8);
     const lines = [`a0: &a0 [${Array(width).fill('"lol"').join(', ')}]`];
-    for (let d = 1; d < depth; d++) lines.push(`a${d}: &a${d} [${Array(width).fill(`*a${d - 1}`).join(', ')}]`);
-    lines.push(`namespace: ${rng.int(2) ? `*a${depth - 1}` : 'shop'}`, 'version: 1', `tables: { users: { pattern: cache-aside, reads: *a${depth - 1} } }`);
+    for (let d = 1; d < depth; d++)
+      lines.push(
+        `a${d}: &a${d} [${Array(width)
+          .fill(`*a${d - 1}`)
+          .join(', ')}]`,
+      );
+    lines.push(
+      `namespace: ${rng.int(2) ? `*a${depth - 1}` : 'shop'}`,
+      'version: 1',
+      `tables: { users: { pattern: cache-aside, reads: *a${depth - 1} } }`,
+    );
     return { file: `bomb-${i}.yaml`, text: lines.join('\n') };
   },
   // Deep nesting: flow and block, in YAML and JSON.
@@ -70,7 +151,8 @@ const GENERATORS: ((rng: Prng, i: number) => Case)[] = [
     const close = open === '[' ? ']' : '}';
     const deep = `${open.repeat(depth)}1${close.repeat(depth)}`;
     if (json) return { file: `deep-${i}.json`, text: `{"namespace":"n","version":1,"tables":{"users":${deep}}}` };
-    if (rng.int(2)) return { file: `deep-${i}.yaml`, text: `namespace: n\nversion: 1\ndefaults: ${deep.replaceAll('"a":', 'a: ')}` };
+    if (rng.int(2))
+      return { file: `deep-${i}.yaml`, text: `namespace: n\nversion: 1\ndefaults: ${deep.replaceAll('"a":', 'a: ')}` };
     let block = 'namespace: n\nversion: 1\ntables:\n';
     const levels = Math.min(depth, 300);
     for (let d = 0; d < levels; d++) block += `${'  '.repeat(d + 1)}k${d}:\n`;
@@ -83,11 +165,22 @@ const GENERATORS: ((rng: Prng, i: number) => Case)[] = [
   }),
   // Unicode, separators and control characters in names and values.
   (rng, i) => {
-    const name = String.fromCodePoint(...Array.from({ length: 1 + rng.int(12) }, () => rng.pick([0x3a, 0x7b, 0x7d, 0x20, 0x2e, 0x22, 0x5c, 0x200b, 0x202e, 0xfeff, 0x1f600, 0x0301, 0x4e2d, 0x0, 0x7f, 0x85, 0x2028, 0xd800])));
+    const name = String.fromCodePoint(
+      ...Array.from({ length: 1 + rng.int(12) }, () =>
+        rng.pick([
+          0x3a, 0x7b, 0x7d, 0x20, 0x2e, 0x22, 0x5c, 0x200b, 0x202e, 0xfeff, 0x1f600, 0x0301, 0x4e2d, 0x0, 0x7f, 0x85,
+          0x2028, 0xd800,
+        ]),
+      ),
+    );
     const ns = rng.int(3) === 0 ? name : 'shop';
     return {
       file: `unicode-${i}.json`,
-      text: JSON.stringify({ namespace: ns, version: 1, tables: { [name]: { pattern: 'cache-aside', reads: [name] } } }),
+      text: JSON.stringify({
+        namespace: ns,
+        version: 1,
+        tables: { [name]: { pattern: 'cache-aside', reads: [name] } },
+      }),
     };
   },
   // YAML features that must not be interpreted: tags, merge keys, multiple documents, complex keys, duplicates.
@@ -123,14 +216,52 @@ const GENERATORS: ((rng: Prng, i: number) => Case)[] = [
         { namespace: 'n', version: 1, defaults: [] },
         { namespace: 'n', version: 1, tables: { users: { pattern: 'none', flush: { batch: 1 } } } },
         { namespace: 'n', version: 1, tables: { events: { pattern: 'write-back' } } },
-        { namespace: 'n', version: 1, tables: { users: { pattern: 'cache-aside' }, 'public.users': { pattern: 'none' } } },
+        {
+          namespace: 'n',
+          version: 1,
+          tables: { users: { pattern: 'cache-aside' }, 'public.users': { pattern: 'none' } },
+        },
         { namespace: 'n', version: 1, __proto__: { polluted: true }, constructor: { prototype: {} } },
       ]),
     ),
   }),
   // Random punctuation soup, and JSON with syntax errors.
   (rng, i) => {
-    const tokens = [':', ': ', '{', '}', '[', ']', ',', ' ', '\n', '\n  ', '- ', '"', "'", '#', '&a ', '*a', '!t ', '<<: ', '---\n', '? ', '|', '>', '\t', 'namespace', 'version', 'tables', 'users', '1', '.inf', 'null', '~', '\u0000', '\uFFFE'];
+    const tokens = [
+      ':',
+      ': ',
+      '{',
+      '}',
+      '[',
+      ']',
+      ',',
+      ' ',
+      '\n',
+      '\n  ',
+      '- ',
+      '"',
+      "'",
+      '#',
+      '&a ',
+      '*a',
+      '!t ',
+      '<<: ',
+      '---\n',
+      '? ',
+      '|',
+      '>',
+      '\t',
+      'namespace',
+      'version',
+      'tables',
+      'users',
+      '1',
+      '.inf',
+      'null',
+      '~',
+      '\u0000',
+      '\uFFFE',
+    ];
     let text = '';
     for (let n = rng.int(80); n > 0; n--) text += rng.pick(tokens);
     return { file: `soup-${i}.${rng.int(2) ? 'yaml' : 'json'}`, text };
@@ -165,7 +296,9 @@ describe('policy fuzzing: 10,000 malformed and adversarial policy files', () => 
           throw new Error(`case ${i} (${file}) threw ${String(error)}:\n${text.slice(0, 500)}`, { cause: error });
         }
         // Where: the file always (validation errors come with the field or the table too).
-        const located = error.issues.every((issue) => issue.location.file !== undefined || issue.location.field !== undefined);
+        const located = error.issues.every(
+          (issue) => issue.location.file !== undefined || issue.location.field !== undefined,
+        );
         expect(located, `${file}: ${error.message.slice(0, 300)}`).toBe(true);
         expect(error.location.file ?? error.issues[0]?.location.file, file).toBeDefined();
         expect(error.code).toBe('E_POLICY');
@@ -183,7 +316,10 @@ describe('policy fuzzing: 10,000 malformed and adversarial policy files', () => 
   it('a 50,000-deep YAML flow and a 50,000-deep JSON document are PolicyErrors', async () => {
     for (const [file, text] of [
       ['deepest.yaml', `namespace: n\nversion: 1\ndefaults: ${'['.repeat(50_000)}${']'.repeat(50_000)}`],
-      ['deepest.json', `{"namespace":"n","version":1,"tables":{"users":${'{"a":'.repeat(50_000)}1${'}'.repeat(50_000)}}}`],
+      [
+        'deepest.json',
+        `{"namespace":"n","version":1,"tables":{"users":${'{"a":'.repeat(50_000)}1${'}'.repeat(50_000)}}}`,
+      ],
     ] as const) {
       const path = join(dir, file);
       await writeFile(path, text);
@@ -206,7 +342,7 @@ describe('policy fuzzing: 10,000 malformed and adversarial policy files', () => 
       { namespace: 'n', version: 1, defaults: { ttl: -1 } },
       { namespace: 'n', version: 1, defaults: { ttl: '-5m' } },
       { namespace: 'n', version: 1, defaults: { maxValueBytes: Number.NaN } },
-      { namespace: 'n', version: 1, tables: { users: { pattern: 'cache-aside', ttl: 1e400 } } },
+      { namespace: 'n', version: 1, tables: { users: { pattern: 'cache-aside', ttl: Number.POSITIVE_INFINITY } } },
     ];
     for (const input of bad) {
       let error: unknown;

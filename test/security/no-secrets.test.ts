@@ -19,7 +19,11 @@ const PARAM = 'SECRET-PARAM-3f9c';
 const ROW = 'SECRET-ROW-77ab';
 const KEY_PREFIX = 'tc:{';
 
-const accounts = pgTable('accounts', { id: integer('id').primaryKey(), email: text('email').notNull(), note: text('note') });
+const accounts = pgTable('accounts', {
+  id: integer('id').primaryKey(),
+  email: text('email').notNull(),
+  note: text('note'),
+});
 const schema = { accounts };
 
 let database: ChaosDatabase;
@@ -49,7 +53,8 @@ afterAll(async () => {
 function strings(value: unknown, out: string[] = [], seen = new Set<unknown>(), depth = 0): string[] {
   if (depth > 8 || value === null || value === undefined) return out;
   if (typeof value === 'string') out.push(value);
-  else if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') out.push(String(value));
+  else if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean')
+    out.push(String(value));
   else if (value instanceof Uint8Array) out.push(Buffer.from(value).toString('latin1'));
   else if (typeof value === 'object' && !seen.has(value)) {
     seen.add(value);
@@ -65,7 +70,10 @@ function leaks(where: string, value: unknown): string[] {
   const found: string[] = [];
   for (const s of strings(value)) {
     for (const marker of [PARAM, ROW, KEY_PREFIX]) {
-      if (s.includes(marker)) found.push(`${where}: ${marker} in ${JSON.stringify(s.slice(Math.max(0, s.indexOf(marker) - 60), s.indexOf(marker) + 40))}`);
+      if (s.includes(marker))
+        found.push(
+          `${where}: ${marker} in ${JSON.stringify(s.slice(Math.max(0, s.indexOf(marker) - 60), s.indexOf(marker) + 40))}`,
+        );
     }
   }
   return found;
@@ -82,16 +90,29 @@ async function workload(cache: TableCache) {
     }
   };
   for (let i = 0; i < 3; i++) {
-    await attempt(() => db.select().from(accounts).where(eq(accounts.email, `${PARAM}@x`)));
+    await attempt(() =>
+      db
+        .select()
+        .from(accounts)
+        .where(eq(accounts.email, `${PARAM}@x`)),
+    );
     await attempt(() => db.select().from(accounts).where(eq(accounts.id, 1)));
     await attempt(() => db.select().from(accounts).orderBy(asc(accounts.id)));
     await cache.flush();
   }
-  await attempt(() => db.update(accounts).set({ note: `${ROW}-updated` }).where(eq(accounts.email, `${PARAM}@x`)));
+  await attempt(() =>
+    db
+      .update(accounts)
+      .set({ note: `${ROW}-updated` })
+      .where(eq(accounts.email, `${PARAM}@x`)),
+  );
   await attempt(() =>
     db.transaction(async (tx) => {
       await tx.insert(accounts).values({ id: 3, email: `${PARAM}-3@x`, note: ROW });
-      await tx.select().from(accounts).where(eq(accounts.email, `${PARAM}-3@x`));
+      await tx
+        .select()
+        .from(accounts)
+        .where(eq(accounts.email, `${PARAM}-3@x`));
     }),
   );
   // Database errors: a unique violation and an invalid cast, both carrying the marker.
@@ -99,8 +120,18 @@ async function workload(cache: TableCache) {
   await attempt(() => db.select().from(accounts).where(sql`${accounts.id} = ${PARAM}::int`));
   await attempt(() => db.execute(sql`select ${PARAM}::int`));
   // Cached read paths that fail in the database: a primary-key read and a list read.
-  await attempt(() => db.select().from(accounts).where(eq(accounts.id, PARAM as unknown as number)));
-  await attempt(() => db.select().from(accounts).where(eq(accounts.note, sql`${PARAM}::int::text`)));
+  await attempt(() =>
+    db
+      .select()
+      .from(accounts)
+      .where(eq(accounts.id, PARAM as unknown as number)),
+  );
+  await attempt(() =>
+    db
+      .select()
+      .from(accounts)
+      .where(eq(accounts.note, sql`${PARAM}::int::text`)),
+  );
   await attempt(() => cache.invalidateRow('accounts', { email: PARAM }));
   await cache.flush();
   return thrown;
@@ -111,26 +142,34 @@ describe('no parameter values, row contents or raw keys in what tablecache emits
     const reports: CacheError[] = [];
     const client = new Redis(server.url, { maxRetriesPerRequest: 1 });
     client.on('error', () => {});
-    const cache = createCache({
-      store: redisStore(client),
-      policy: definePolicy<typeof schema>({ namespace: 'secrets', version: 1, tables: { accounts: { pattern: 'cache-aside' } } }),
-      tracerProvider,
-      onError: (e) => reports.push(e),
-    });
+    const cacheIn = (namespace: string) =>
+      createCache({
+        store: redisStore(client),
+        policy: definePolicy<typeof schema>({
+          namespace,
+          version: 1,
+          tables: { accounts: { pattern: 'cache-aside' } },
+        }),
+        tracerProvider,
+        onError: (e) => reports.push(e),
+      });
     const thrown: unknown[] = [];
-    thrown.push(...(await workload(cache)));
-    // Fill Redis until it refuses writes: fills now fail with a Redis reply error.
-    for (let i = 0; i < 100; i++) await filler.set(`filler:${i}`, 'x'.repeat(200_000)).catch(() => undefined);
-    // Drop tablecache's entries (DEL is allowed when full): the next reads miss and their fills fail.
-    const keys = (await filler.keys('tc:*')) as string[];
-    if (keys.length > 0) await filler.del(...keys);
-    thrown.push(...(await workload(cache)));
-    console.log('DBG', reports.map((e) => e.message), JSON.stringify(cache.stats().tables.accounts), await filler.info('memory').then((m) => /used_memory_human:(\S+)/.exec(m)?.[1]));
-    expect(reports.some((e) => /OOM/.test(e.message))).toBe(true);
+    const working = cacheIn('secrets');
+    thrown.push(...(await workload(working)));
+    await working.close();
+    // Fill Redis until it refuses writes; a fresh namespace then misses and its fills fail (OOM).
+    for (const size of [200_000, 10_000, 100]) {
+      for (let i = 0; i < 10_000; i++) {
+        if ((await filler.set(`filler:${size}:${i}`, 'x'.repeat(size)).catch(() => 'OOM')) === 'OOM') break;
+      }
+    }
+    const full = cacheIn('secrets-oom');
+    thrown.push(...(await workload(full)));
+    expect(reports.some((e) => /OOM/.test(`${e.message} ${(e.cause as Error | undefined)?.message}`))).toBe(true);
     await server.kill();
-    thrown.push(...(await workload(cache)));
+    thrown.push(...(await workload(full)));
     await server.start();
-    await cache.close();
+    await full.close();
     client.disconnect();
 
     expect(reports.length).toBeGreaterThan(0);
@@ -139,10 +178,18 @@ describe('no parameter values, row contents or raw keys in what tablecache emits
     expect(spans.length).toBeGreaterThan(10);
     const found = [
       ...spans.flatMap((s) =>
-        leaks(`span ${s.name}`, { name: s.name, attributes: s.attributes, events: s.events, status: s.status, links: s.links }),
+        leaks(`span ${s.name}`, {
+          name: s.name,
+          attributes: s.attributes,
+          events: s.events,
+          status: s.status,
+          links: s.links,
+        }),
       ),
       ...reports.flatMap((e) => leaks(`onError ${e.code}`, e)),
-      ...thrown.filter((e) => (e as CacheError).code !== undefined).flatMap((e) => leaks(`thrown ${(e as CacheError).code}`, e)),
+      ...thrown
+        .filter((e) => (e as CacheError).code !== undefined)
+        .flatMap((e) => leaks(`thrown ${(e as CacheError).code}`, e)),
     ];
     expect([...new Set(found)]).toEqual([]);
   }, 60_000);
@@ -152,7 +199,11 @@ describe('no parameter values, row contents or raw keys in what tablecache emits
     const client = new Redis(server.url);
     const cache = createCache({
       store: redisStore(client),
-      policy: definePolicy<typeof schema>({ namespace: 'secrets-2', version: 1, tables: { accounts: { pattern: 'cache-aside' } } }),
+      policy: definePolicy<typeof schema>({
+        namespace: 'secrets-2',
+        version: 1,
+        tables: { accounts: { pattern: 'cache-aside' } },
+      }),
       onError: () => {},
     });
     const db = withCache(plain, cache);
@@ -162,7 +213,7 @@ describe('no parameter values, row contents or raw keys in what tablecache emits
         .from(accounts)
         .where(sql`${accounts.id} = ${PARAM}::int`)
         .catch((e: unknown) => e as Error);
-    const [cached, uncached] = [await run(db), await run(plain)];
+    const [cached, uncached] = [(await run(db)) as Error, (await run(plain)) as Error];
     expect(cached.message).toBe(uncached.message);
     expect((cached.cause as Error).message).toBe((uncached.cause as Error).message);
     await cache.close();

@@ -4,8 +4,8 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withCache } from '../../adapters/drizzle/index.js';
 import { createDatabase } from '../../chaos/database.js';
-import { formatResult } from '../../chaos/report.js';
 import { type RedisServer, startRedisServer } from '../../chaos/redis-server.js';
+import { formatResult } from '../../chaos/report.js';
 import { runChaos } from '../../chaos/run-chaos.js';
 import { type CacheError, createCache, definePolicy } from '../../src/index.js';
 import { redisStore } from '../../stores/redis.js';
@@ -18,7 +18,7 @@ const ADMIN_PASSWORD = 'admin-Pw-8d1f';
 const USER_PASSWORD = 'tc-Pw-5e2a';
 
 /** `ACL SETUSER` arguments of the tablecache user (docs/reliability.md). */
-export const TABLECACHE_ACL = [
+const TABLECACHE_ACL = [
   'tablecache',
   'reset',
   'on',
@@ -121,17 +121,29 @@ describe('a Redis ACL user limited to the tc: prefix and the commands tablecache
       expect(await user.set('tc:{ns:v1}:probe', 'ok')).toBe('OK');
       await expect(user.get('other:secret')).rejects.toThrow(/NOPERM/);
       await expect(user.set('other:key', 'x')).rejects.toThrow(/NOPERM/);
-      for (const command of [['FLUSHALL'], ['KEYS', '*'], ['CONFIG', 'GET', 'dir'], ['ACL', 'LIST'], ['SCRIPT', 'FLUSH'], ['SCAN', '0'], ['SHUTDOWN', 'NOSAVE']]) {
+      for (const command of [
+        ['FLUSHALL'],
+        ['KEYS', '*'],
+        ['CONFIG', 'GET', 'dir'],
+        ['ACL', 'LIST'],
+        ['SCRIPT', 'FLUSH'],
+        ['SCAN', '0'],
+        ['SHUTDOWN', 'NOSAVE'],
+      ]) {
         await expect(user.call(command[0] as string, ...command.slice(1))).rejects.toThrow(/NOPERM/);
       }
       // A script may not reach outside the prefix either.
-      await expect(user.eval("return redis.call('GET', KEYS[1])", 1, 'other:secret')).rejects.toThrow(/NOPERM|No permissions/);
+      await expect(user.eval("return redis.call('GET', KEYS[1])", 1, 'other:secret')).rejects.toThrow(
+        /NOPERM|No permissions/,
+      );
     });
 
     it('with a wrong password or a prefix the ACL does not allow, queries are still answered and onError says why, without the password', async () => {
       const database = await createDatabase('acl');
       const people = pgTable('people', { id: integer('id').primaryKey(), name: text('name').notNull() });
-      await database.admin.query("create table people (id int primary key, name text not null); insert into people values (1, 'ada')");
+      await database.admin.query(
+        "create table people (id int primary key, name text not null); insert into people values (1, 'ada')",
+      );
       try {
         for (const variant of ['wrong-password', 'wrong-prefix'] as const) {
           const errors: CacheError[] = [];
@@ -154,7 +166,9 @@ describe('a Redis ACL user limited to the tc: prefix and the commands tablecache
           expect(errors.length, variant).toBeGreaterThan(0);
           expect(errors.every((e) => e.code === 'E_STORE')).toBe(true);
           const text = errors.map((e) => `${e.message} ${String((e.cause as Error | undefined)?.message)}`).join('\n');
-          expect(text).toMatch(variant === 'wrong-password' ? /WRONGPASS|NOAUTH|closed|timed out/ : /NOPERM|No permissions/);
+          expect(text).toMatch(
+            variant === 'wrong-password' ? /WRONGPASS|NOAUTH|closed|timed out/ : /NOPERM|No permissions/,
+          );
           expect(text).not.toContain(USER_PASSWORD);
           expect(text).not.toContain('not-the-password');
           await cache.close();

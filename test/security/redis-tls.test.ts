@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { formatResult } from '../../chaos/report.js';
 import { freePort } from '../../chaos/redis-server.js';
+import { formatResult } from '../../chaos/report.js';
 import { runChaos } from '../../chaos/run-chaos.js';
 
 // TLS through the ioredis `tls` option (docs/reliability.md), against a redis-server started with
@@ -23,11 +23,51 @@ async function openssl(...args: string[]): Promise<void> {
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tablecache-tls-'));
   await writeFile(files('san.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-  await openssl('req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=tablecache test CA', '-keyout', 'ca.key', '-out', 'ca.crt');
+  await openssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-days',
+    '1',
+    '-subj',
+    '/CN=tablecache test CA',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.crt',
+  );
   for (const who of ['server', 'client']) {
-    await openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', `/CN=tablecache ${who}`, '-keyout', `${who}.key`, '-out', `${who}.csr`);
+    await openssl(
+      'req',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-subj',
+      `/CN=tablecache ${who}`,
+      '-keyout',
+      `${who}.key`,
+      '-out',
+      `${who}.csr`,
+    );
     const ext = who === 'server' ? ['-extfile', 'san.cnf'] : [];
-    await openssl('x509', '-req', '-in', `${who}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '1', '-out', `${who}.crt`, ...ext);
+    await openssl(
+      'x509',
+      '-req',
+      '-in',
+      `${who}.csr`,
+      '-CA',
+      'ca.crt',
+      '-CAkey',
+      'ca.key',
+      '-CAcreateserial',
+      '-days',
+      '1',
+      '-out',
+      `${who}.crt`,
+      ...ext,
+    );
   }
 }, 60_000);
 afterAll(async () => {
@@ -85,7 +125,20 @@ describe('Redis over TLS', () => {
       redisServer: {
         tls: true,
         port,
-        args: ['--port', '0', '--tls-port', String(port), '--tls-cert-file', files('server.crt'), '--tls-key-file', files('server.key'), '--tls-ca-cert-file', files('ca.crt'), '--tls-auth-clients', 'yes'],
+        args: [
+          '--port',
+          '0',
+          '--tls-port',
+          String(port),
+          '--tls-cert-file',
+          files('server.crt'),
+          '--tls-key-file',
+          files('server.key'),
+          '--tls-ca-cert-file',
+          files('ca.crt'),
+          '--tls-auth-clients',
+          'yes',
+        ],
         admin: { tls: { ca, cert, key } },
         client: { tls: { ca }, maxRetriesPerRequest: 0, retryStrategy: () => null },
       },

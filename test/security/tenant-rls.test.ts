@@ -34,7 +34,11 @@ const pools: pg.Pool[] = [];
 
 /** A pool whose sessions run as the non-owner role; with `tenant`, app.tenant is set for the session. */
 function pool(tenant?: Tenant): pg.Pool {
-  const options = [`-c search_path=${database.schema}`, `-c role=${role}`, ...(tenant ? [`-c app.tenant=${tenant}`] : [])];
+  const options = [
+    `-c search_path=${database.schema}`,
+    `-c role=${role}`,
+    ...(tenant ? [`-c app.tenant=${tenant}`] : []),
+  ];
   const p = new pg.Pool({ connectionString: databaseUrl(), max: 4, options: options.join(' ') });
   p.on('error', () => {});
   pools.push(p);
@@ -70,7 +74,10 @@ async function reseed(): Promise<void> {
   await database.admin.query(`truncate ${database.schema}.docs restart identity`);
   for (let i = 1; i <= 10; i++) {
     for (const t of TENANTS) {
-      await database.admin.query(`insert into ${database.schema}.docs (tenant, body) values ($1, $2)`, [t, `${t}-seed-${i}`]);
+      await database.admin.query(`insert into ${database.schema}.docs (tenant, body) values ($1, $2)`, [
+        t,
+        `${t}-seed-${i}`,
+      ]);
     }
   }
 }
@@ -126,7 +133,10 @@ describe('tenant isolation with row-level security', () => {
           return check(t, await db.select().from(docs).where(eq(docs.id, id)));
         case 'count': {
           const n = await db.$count(docs);
-          const own = await database.admin.query(`select count(*)::int as n from ${database.schema}.docs where tenant = $1`, [t]);
+          const own = await database.admin.query(
+            `select count(*)::int as n from ${database.schema}.docs where tenant = $1`,
+            [t],
+          );
           // A count can race a concurrent insert or delete of the same tenant, never include the other's rows.
           if (n > (own.rows[0] as { n: number }).n + 8) leaked++;
           return;
@@ -135,7 +145,14 @@ describe('tenant isolation with row-level security', () => {
           await db.insert(docs).values({ tenant: t, body: `${t}-new`, rev: 0 });
           return;
         case 'update':
-          check(t, await db.update(docs).set({ rev: sql`${docs.rev} + 1` }).where(eq(docs.id, id)).returning());
+          check(
+            t,
+            await db
+              .update(docs)
+              .set({ rev: sql`${docs.rev} + 1` })
+              .where(eq(docs.id, id))
+              .returning(),
+          );
           return;
         case 'delete':
           check(t, await db.delete(docs).where(eq(docs.id, id)).returning());
@@ -156,7 +173,7 @@ describe('tenant isolation with row-level security', () => {
           return;
       }
     };
-    const workers = Array.from({ length: 8 }, (_, w) => {
+    const workers = Array.from({ length: 8 }, () => {
       const r = rng.fork();
       return (async () => {
         for (let i = 0; i < 1250; i++) {

@@ -60,6 +60,7 @@ async function emittedMetrics(): Promise<{ metrics: MetricData[]; created: Set<s
   telemetry.fillRejected('users', 'cache-aside');
   telemetry.oversized('users', 'cache-aside');
   telemetry.invalidated('users', 'cache-aside');
+  telemetry.driftChecked('users', 'cache-aside', true);
   telemetry.storeError(new Error('down'));
   telemetry.breakerChanged(true);
   telemetry.writeBackQueued('orders', 3);

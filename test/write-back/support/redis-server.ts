@@ -31,7 +31,9 @@ export async function freePort(): Promise<number> {
  * Starts `redis-server --appendonly yes --appendfsync always` (or without the append-only file)
  * on a free port in a temporary directory and waits until it answers PING.
  */
-export async function startRedis(options: { appendonly?: boolean } = {}): Promise<OwnRedis> {
+export async function startRedis(
+  options: { appendonly?: boolean; appendfsync?: 'always' | 'everysec' | 'no' } = {},
+): Promise<OwnRedis> {
   const aof = options.appendonly ?? true;
   const dir = await mkdtemp(join(tmpdir(), 'tc-wb-redis-'));
   for (let attempt = 0; ; attempt++) {
@@ -46,7 +48,7 @@ export async function startRedis(options: { appendonly?: boolean } = {}): Promis
         '--appendonly',
         aof ? 'yes' : 'no',
         '--appendfsync',
-        'always',
+        options.appendfsync ?? 'always',
         '--dir',
         dir,
         '--save',
