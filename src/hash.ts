@@ -22,28 +22,35 @@ export function stableParams(params: readonly unknown[]): string {
   return out;
 }
 
+// Every form is self-delimiting (strings carry their length), so the encoding is injective:
+// ['a,sb'] and ['a', 'b'] never encode alike.
 function encodeParam(value: unknown): string {
   switch (typeof value) {
     case 'string':
-      return `s${value}`;
+      return `s${value.length}:${value}`;
     case 'number':
-      return Object.is(value, -0) ? 'n-0' : `n${value}`;
+      return Object.is(value, -0) ? 'n-0;' : `n${value};`;
     case 'bigint':
-      return `b${value}`;
+      return `b${value};`;
     case 'boolean':
       return value ? 'T' : 'F';
     case 'undefined':
       return 'u';
     case 'object': {
       if (value === null) return 'N';
-      if (value instanceof Date) return `d${value.getTime()}`;
-      if (value instanceof Uint8Array)
-        return `x${Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64')}`;
-      if (Array.isArray(value)) return `a[${value.map(encodeParam).join(',')}]`;
+      if (value instanceof Date) return `d${value.getTime()};`;
+      if (value instanceof Uint8Array) {
+        const b64 = Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64');
+        return `x${b64.length}:${b64}`;
+      }
+      if (Array.isArray(value)) return `a${value.length}[${value.map(encodeParam).join('')}]`;
       const keys = Object.keys(value).sort();
-      return `o{${keys.map((k) => `${JSON.stringify(k)}:${encodeParam((value as Record<string, unknown>)[k])}`).join(',')}}`;
+      const body = keys.map((k) => `${k.length}:${k}${encodeParam((value as Record<string, unknown>)[k])}`).join('');
+      return `o${keys.length}{${body}}`;
     }
-    default:
-      return `?${String(value)}`;
+    default: {
+      const text = String(value);
+      return `?${text.length}:${text}`;
+    }
   }
 }

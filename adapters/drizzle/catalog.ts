@@ -13,7 +13,14 @@ const CHANGING_ACTIONS = new Set(['cascade', 'set null', 'set default']);
 
 /** The id a table or view gets in keys and telemetry: `name`, or `schema.name` outside public. */
 export function relationId(schema: string | undefined, name: string): string {
-  return schema && schema !== 'public' ? `${schema}.${name}` : name;
+  if (!schema || schema === 'public') return name;
+  // Quote the parts when a dot or quote would make `schema.name` ambiguous ("a.b"."c" vs "a"."b.c").
+  if (/[."]/.test(schema) || /[."]/.test(name)) return `${quoteIdentifier(schema)}.${quoteIdentifier(name)}`;
+  return `${schema}.${name}`;
+}
+
+function quoteIdentifier(part: string): string {
+  return `"${part.replaceAll('"', '""')}"`;
 }
 
 /** Describes every table and view of a Drizzle schema module for the core. */

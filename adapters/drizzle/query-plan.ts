@@ -39,7 +39,9 @@ export function planStatement(sql: string, origin: StatementOrigin): QueryPlan {
 
 function computePlan(sql: string, origin: StatementOrigin): QueryPlan {
   const statement = classifyStatement(sql);
-  const fromMetadata = (origin.tables ?? []).map(parseTableName);
+  // Drizzle's metadata joins schema and table with a dot, which is ambiguous when a name holds
+  // one: such names are left to the scanner, which reads the quoted identifiers exactly.
+  const fromMetadata = (origin.tables ?? []).filter((t) => t.split('.').length <= 2).map(parseTableName);
   // A builder select that calls an unknown function is an uncached read, not a write: a function
   // that writes inside a SELECT is out of scope (docs/cache-aside.md). Raw SQL stays conservative.
   const builderSelect = origin.type === 'select' && statement.writes.length === 0;

@@ -86,6 +86,11 @@ describe('keys', () => {
       [{ a: '1' }],
       [1, 2],
       ['1\u00002'],
+      [['a,sb']],
+      [['a', 'b']],
+      [['a', 's1:b']],
+      [{ 'a:1': 'b' }],
+      [{ a: '1:b' }],
     ].map((p) => stableParams(p));
     expect(new Set(distinct).size).toBe(distinct.length);
     expect(stableParams([{ b: 1, a: 2 }])).toBe(stableParams([{ a: 2, b: 1 }]));
