@@ -37,3 +37,5 @@ export type {
 export type { CacheStore, CounterGuard, CounterWrite, IncrOptions, StoreEntry } from './store.js';
 export { readCounter } from './store.js';
 export type { CacheStats, OperationResult, TableStats, TelemetryOptions, WriteBackStats } from './telemetry.js';
+export { journalOf, type WriteBackCapable, type WriteBackJournal } from './write-back/journal.js';
+export type { WriteBackOptions } from './write-back/runtime.js';

@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import { type Cluster, Redis } from 'ioredis';
+import type { KeyScanCapable } from '../src/engine/verify-rows.js';
 import { StoreError } from '../src/errors.js';
 import type { CacheStore, CounterGuard, CounterWrite, IncrOptions, StoreEntry } from '../src/store.js';
 // Write-back journal capability (issue 4).
-import type { KeyScanCapable } from '../src/engine/verify-rows.js';
 import type { WriteBackCapable } from '../src/write-back/journal.js';
 import { redisJournal } from '../src/write-back/redis-journal.js';
 
@@ -313,7 +313,21 @@ function withTimeout<T>(op: string, timeoutMs: number, fn: () => Promise<T>): Pr
 function toStoreError(op: string, error: unknown): StoreError {
   if (error instanceof StoreError) return error;
   const message = error instanceof Error ? error.message : String(error);
-  return new StoreError(`redis ${op} failed: ${message}`, { cause: error });
+  return new StoreError(`redis ${op} failed: ${message}`, { cause: withoutArguments(error) });
+}
+
+/**
+ * ioredis errors carry the failed command with its arguments (`error.command.args`): cached rows
+ * and keys. The cause we keep has the name, message and code only, so nothing of the data leaks
+ * into logs or onError reports.
+ */
+function withoutArguments(error: unknown): unknown {
+  if (!(error instanceof Error) || !('command' in error)) return error;
+  const copy = new Error(error.message);
+  copy.name = error.name;
+  const code = (error as { code?: unknown }).code;
+  if (code !== undefined) Object.assign(copy, { code });
+  return copy;
 }
 
 function incrArgs(incr: IncrOptions): string[] {

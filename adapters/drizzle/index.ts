@@ -4,3 +4,4 @@
  */
 export { buildCatalog } from './catalog.js';
 export { cacheable, type WithCacheOptions, withCache } from './with-cache.js';
+export { type OpenWriteBack, type OpenWriteBackOptions, openWriteBack } from './write-back-worker.js';

@@ -251,6 +251,8 @@ async function fetchRows(
   try {
     rows = await prepared.execute();
   } catch (error) {
+    // Already wrapped when the session's own queryWithCache ran it: wrap once, as Drizzle does.
+    if (error instanceof DrizzleQueryError) throw error;
     throw new DrizzleQueryError(query.sql, query.params, error as Error);
   }
   return (rows as unknown[][]).map((row) => zip(columns, row));

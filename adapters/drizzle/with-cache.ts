@@ -50,6 +50,7 @@ export function withCache<TDatabase extends object>(
     engine,
     connectionFrame: undefined,
     singleConnection: !isPool(source.session.client),
+    schema,
   };
   const session = wrapSession(source.session, context, undefined);
   const Ctor = db.constructor as new (

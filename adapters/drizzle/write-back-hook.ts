@@ -240,13 +240,9 @@ async function journal(
   return writeResult(s.driver as DriverKind, built.command, count, rows);
 }
 
-/**
- * Whether an invalidation of `table` could not be delivered to Redis yet (the engine then makes
- * this process bypass cached entries). The engine keeps that private; read it structurally.
- */
+/** Whether an invalidation of `table` could not be delivered to Redis yet (reads then bypass). */
 function undelivered(engine: Engine, table: string): boolean {
-  const check = (engine as unknown as { isUndelivered?: (tables: readonly string[]) => boolean }).isUndelivered;
-  return typeof check === 'function' && check.call(engine, [table]) === true;
+  return engine.isUndelivered([table]);
 }
 
 async function serveRead(s: Shared, table: WriteBackTable, point: PointRead, st: WriteBackStatement): Promise<unknown> {

@@ -376,7 +376,7 @@ export class Engine {
     if (counters.length === 0) return true;
     // A counter that was lost restarts above any value it could have had (see docs/keys.md).
     const init = Date.now() * 1000;
-    const done = await guard.run('invalidate', () => store.incr(counters, { init }));
+    const done = await guard.run('invalidate', () => store.incr(counters, { init }), { force: true });
     if (done === UNAVAILABLE) return false;
     for (const id of whole ? [...whole, ...queryOnly] : []) {
       const table = registry.get(id);
@@ -392,7 +392,8 @@ export class Engine {
     this.scheduleRetry();
   }
 
-  private isUndelivered(tables: readonly string[]): boolean {
+  /** Whether an invalidation of one of these tables is waiting to be delivered (reads bypass). */
+  isUndelivered(tables: readonly string[]): boolean {
     if (this.undeliveredEverything) return true;
     if (this.undelivered.size === 0) return false;
     return tables.some((t) => this.undelivered.has(t));

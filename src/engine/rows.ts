@@ -282,7 +282,9 @@ export class RowCache {
       for (const r of rows) ttlMs = Math.max(ttlMs, counterTtl(registry.get(r.table) as BoundTable));
       const [evicted, bumped] = await Promise.all([
         items.length > 0
-          ? guard.run('evict', () => store.incrThenSetOrDeleteMany(items, { init: counterInit(), ttlMs }))
+          ? guard.run('evict', () => store.incrThenSetOrDeleteMany(items, { init: counterInit(), ttlMs }), {
+              force: true,
+            })
           : [],
         this.host.bump(whole, queryOnly),
       ]);
@@ -373,7 +375,9 @@ export class RowCache {
     await telemetry.operation(prepared ? 'put' : 'invalidate', id, bound.policy.pattern, async (scope) => {
       const [published, bumped] = await Promise.all([
         items.length > 0
-          ? guard.run('publish', () => store.incrThenSetOrDeleteMany(items, { init, ttlMs: counterTtl(bound) }))
+          ? guard.run('publish', () => store.incrThenSetOrDeleteMany(items, { init, ttlMs: counterTtl(bound) }), {
+              force: true,
+            })
           : [],
         this.host.bump(whole, queryOnly),
       ]);

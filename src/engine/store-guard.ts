@@ -56,8 +56,10 @@ export class StoreGuard {
    * share one sweeper timer instead of a timer per call (the hit path is hot), so a timeout fires
    * within a quarter of `timeoutMs` after it is due.
    */
-  run<T>(what: string, call: () => Promise<T>): Promise<Guarded<T>> {
-    if (this.openUntil > 0) {
+  run<T>(what: string, call: () => Promise<T>, options: { force?: boolean } = {}): Promise<Guarded<T>> {
+    // Forced calls (invalidations after writes) are tried even while the breaker is open: other
+    // instances may still serve the old value from a store that is up again.
+    if (this.openUntil > 0 && !options.force) {
       if (performance.now() < this.openUntil || this.probing) return Promise.resolve(UNAVAILABLE);
       this.probing = true;
     }
