@@ -36,6 +36,11 @@ export interface CacheOptions extends TelemetryOptions {
    * the query; others wait for its fill instead of querying too. Off by default. @default false
    */
   lease?: Duration | false;
+  /**
+   * After the store comes back from an outage, reads bypass it this long while every instance
+   * delivers the invalidations it could not deliver during the outage. @default '2s'
+   */
+  recoveryQuarantine?: Duration | false;
   /** Receives store failures and other handled problems. @default a rate-limited console.warn */
   onError?: (error: CacheError) => void;
   /** Test-only interleaving hooks. @internal */
@@ -143,6 +148,10 @@ export function createCache(options: CacheOptions): TableCache {
         scope: options.scope,
         hooks: options.hooks,
         leaseMs: options.lease ? parseDuration(options.lease, { field: 'lease' }) : 0,
+        recoveryQuarantineMs:
+          options.recoveryQuarantine === false
+            ? 0
+            : parseDuration(options.recoveryQuarantine ?? '2s', { field: 'recoveryQuarantine' }),
         now: options.now,
         random: options.random,
         verify,

@@ -31,6 +31,8 @@ export interface EngineDeps {
   guard: StoreGuard;
   scope: (() => string | undefined) | undefined;
   hooks: EngineHooks | undefined;
+  /** After the store comes back from failures, reads bypass it this long (ms). @default 2000 */
+  recoveryQuarantineMs?: number;
   /** Cross-process fill lease in milliseconds; 0 disables it. */
   leaseMs?: number;
   /** The clock of the TTL strategies in milliseconds (injectable for tests). @default Date.now */
@@ -42,6 +44,11 @@ export interface EngineDeps {
 }
 
 const LEASE_VALUE = Buffer.from('1');
+/** Undelivered invalidations are retried after 50 ms, doubling up to RETRY_MAX_MS. */
+const RETRY_FIRST_MS = 50;
+const RETRY_MAX_MS = 500;
+/** Longer than RETRY_MAX_MS plus a store timeout, so every instance has delivered by then. */
+const DEFAULT_QUARANTINE_MS = 2000;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** A flight's outcome: the leader's result and, when cacheable, its encoded entry for joiners. */
@@ -62,7 +69,9 @@ export class Engine {
   private readonly undelivered = new Set<string>();
   private undeliveredEverything = false;
   private retryTimer: NodeJS.Timeout | undefined;
-  private retryDelayMs = 100;
+  private retryDelayMs = RETRY_FIRST_MS;
+  /** Until then, reads bypass the cache: the store just came back (see `recoveryQuarantineMs`). */
+  private quarantineUntil = 0;
   private readonly rows: RowCache;
   /** TTL strategies (docs/freshness.md). */
   private readonly freshness: Freshness;
@@ -98,6 +107,10 @@ export class Engine {
         this.fill(table, key, value, this.freshness.rowTtl(table, ttlMs), guards),
     });
     deps.guard.onRecovery(() => {
+      // Other instances may hold invalidations they could not deliver during the outage; they
+      // retry at least every RETRY_MAX_MS, so reading from the database until then is safe.
+      const quarantine = this.deps.recoveryQuarantineMs ?? DEFAULT_QUARANTINE_MS;
+      if (quarantine > 0) this.quarantineUntil = performance.now() + quarantine;
       this.track(this.deliverUndelivered());
     });
     for (const table of deps.registry.all()) {
@@ -174,7 +187,8 @@ export class Engine {
       scope.key(entryKey);
       const counterKeys = [keys.globalGeneration(), ...plan.dependencies.map((id) => keys.queryGeneration(id))];
       const got = await guard.run('get', () => store.getMany([entryKey, ...counterKeys]));
-      if (got === UNAVAILABLE) {
+      // This very call may have ended an outage (and started the recovery quarantine).
+      if (got === UNAVAILABLE || this.isUndelivered(plan.dependencies)) {
         scope.result('bypass');
         return request.execute();
       }
@@ -394,6 +408,10 @@ export class Engine {
 
   /** Whether an invalidation of one of these tables is waiting to be delivered (reads bypass). */
   isUndelivered(tables: readonly string[]): boolean {
+    if (this.quarantineUntil > 0) {
+      if (performance.now() < this.quarantineUntil) return true;
+      this.quarantineUntil = 0;
+    }
     if (this.undeliveredEverything) return true;
     if (this.undelivered.size === 0) return false;
     return tables.some((t) => this.undelivered.has(t));
@@ -409,14 +427,14 @@ export class Engine {
       if (!(await this.bump(tables))) return this.scheduleRetry();
       for (const t of tables) this.undelivered.delete(t);
     }
-    this.retryDelayMs = 100;
+    this.retryDelayMs = RETRY_FIRST_MS;
   }
 
   private scheduleRetry(): void {
     if (this.retryTimer) return;
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
-      this.retryDelayMs = Math.min(this.retryDelayMs * 2, 5000);
+      this.retryDelayMs = Math.min(this.retryDelayMs * 2, RETRY_MAX_MS);
       this.track(this.deliverUndelivered());
     }, this.retryDelayMs);
     this.retryTimer.unref();

@@ -137,7 +137,8 @@ export class RowCache {
       const got = await guard.run('get', () =>
         store.getMany([keys.globalGeneration(), keys.rowGeneration(id), ...entryKeys, ...counterKeys]),
       );
-      if (got === UNAVAILABLE) {
+      // This very call may have ended an outage (and started the recovery quarantine).
+      if (got === UNAVAILABLE || this.host.isUndelivered([id])) {
         scope.result('bypass');
         return request.execute();
       }

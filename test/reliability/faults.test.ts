@@ -55,6 +55,8 @@ function instance(options: Options) {
     }),
     storeTimeout: '100ms',
     breaker: { failures: options.failures ?? 2, cooldown: options.cooldown ?? '200ms' },
+    // Shorter than the waits below, so recovery shows within the test (default 2 s).
+    recoveryQuarantine: '150ms',
     onError: (e) => errors.push(e),
   });
   const db = withCache(drizzle(options.pool ?? database.pool('app', 3), { schema }), cache);
@@ -101,6 +103,8 @@ describe('Redis hangs (SIGSTOP)', () => {
     const hitsBefore = cache.stats().tables.people?.hits ?? 0;
     expect(await nameOf(2)).toBe('bob');
     expect(cache.stats().breakerOpen).toBe(false);
+    // The recovery quarantine (reads bypass while every instance delivers lost invalidations).
+    await new Promise((r) => setTimeout(r, 200));
     expect(await nameOf(2)).toBe('bob');
     expect(cache.stats().tables.people?.hits).toBeGreaterThan(hitsBefore);
   });
@@ -159,6 +163,7 @@ describe('Redis restarts (SIGKILL, data lost)', () => {
     // flush() delivers the lost invalidation now (the retry timer would, with backoff); then the
     // entry is filled again and served.
     await cache.flush();
+    await new Promise((r) => setTimeout(r, 200));
     expect(await nameOf(1)).toBe('ada-down');
     await cache.flush();
     const hits = cache.stats().tables.people?.hits ?? 0;
