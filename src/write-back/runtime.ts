@@ -170,22 +170,24 @@ export class WriteBackRuntime {
         this.answered.set(table.id, answered);
       }
       const forget = answered.splice(0, 64);
-      const result: AppendResult = await journal.append({
-        keys: table.keys,
-        requestId,
-        forget,
-        rows: stamped.map((write, i) => ({
-          row: table.rowKey(write.pk),
-          write,
-          payload: encodePayload(write),
-          base: bases.get(i),
-        })),
-        maxPending: table.flush.maxPending,
-        ttlMs: table.ttlMs,
-        token,
-        want: options.want,
-        dlqEntry: options.dlqEntry,
-      });
+      const result: AppendResult = await appendOrUnknown(table.id, () =>
+        journal.append({
+          keys: table.keys,
+          requestId,
+          forget,
+          rows: stamped.map((write, i) => ({
+            row: table.rowKey(write.pk),
+            write,
+            payload: encodePayload(write),
+            base: bases.get(i),
+          })),
+          maxPending: table.flush.maxPending,
+          ttlMs: table.ttlMs,
+          token,
+          want: options.want,
+          dlqEntry: options.dlqEntry,
+        }),
+      );
       if (result.status === 'ok') answered.push(requestId);
       switch (result.status) {
         case 'ok': {
@@ -524,4 +526,21 @@ export function primaryKeyTexts(table: WriteBackTable, pk: unknown, context: Nor
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * A journal append whose answer never came may still have been applied by Redis: the caller must
+ * not blindly retry (an increment would count twice), so the error says the outcome is unknown.
+ */
+async function appendOrUnknown(table: string, append: () => Promise<AppendResult>): Promise<AppendResult> {
+  try {
+    return await append();
+  } catch (error) {
+    if (error instanceof WriteBackError) throw error;
+    throw new WriteBackError(
+      'E_WRITE_BACK_UNKNOWN_OUTCOME',
+      `write-back to "${table}": the store did not confirm the write, which may or may not be queued; read the row before retrying`,
+      { cause: error },
+    );
+  }
 }
