@@ -22,4 +22,6 @@ export default defineConfig({
   clean: true,
   tsconfig: 'tsconfig.build.json',
   outDir: 'dist',
+  // Drivers are the application's (optional peers): loaded at run time, never bundled.
+  external: ['pg', 'postgres', '@electric-sql/pglite', 'tsx'],
 });

@@ -70,7 +70,7 @@ console.log(`soak: ${values.minutes} min at ${rate} ops/s, patterns ${rig.sets.m
 console.log('  min   ops/s   rss MB  heap MB  loop p99 ms');
 const running = Array.from({ length: workers }, (_, i) => worker(i));
 let lastOps = 0;
-while (performance.now() - started < durationMs) {
+while (durationMs - (performance.now() - started) >= 1000) {
   await sleep(Math.min(sampleMs, durationMs - (performance.now() - started)));
   const memory = process.memoryUsage();
   const ops = recorder.count;
@@ -90,10 +90,24 @@ const stats = rig.instances.map((i) => i.cache.stats());
 await rig.close();
 await sleep(500);
 
-// After warm-up (the first fifth of the run), RSS should stay flat.
-const warm = samples.find((s) => s.t >= Number(values.minutes) / 5) ?? samples[0];
-const last = samples[samples.length - 1];
-const growth = warm && last ? ((last.rss - warm.rss) / warm.rss) * 100 : 0;
+// RSS is noisy (GC returns memory in steps): compare the mean of the second quarter of the run
+// (after warm-up) with the mean of the last quarter, and fit a slope over the last three quarters.
+const quarter = (from: number, to: number) =>
+  samples.filter((x) => x.t >= (from * durationMs) / 60_000 && x.t <= (to * durationMs) / 60_000);
+const mean = (xs: { rss: number }[]) => xs.reduce((a, x) => a + x.rss, 0) / Math.max(1, xs.length);
+const early = mean(quarter(0.25, 0.5));
+const late = mean(quarter(0.75, 1));
+const growth = ((late - early) / early) * 100;
+const fit = quarter(0.25, 1);
+const tm = fit.reduce((a, x) => a + x.t, 0) / Math.max(1, fit.length);
+const rm = mean(fit);
+const slope =
+  fit.reduce((a, x) => a + (x.t - tm) * (x.rss - rm), 0) /
+  Math.max(
+    1e-9,
+    fit.reduce((a, x) => a + (x.t - tm) ** 2, 0),
+  );
+const heaps = quarter(0.25, 1).map((x) => x.heap);
 const p99s = samples.map((s) => s.p99).sort((a, b) => a - b);
 const handlesAfter = process.getActiveResourcesInfo();
 const count = (list: string[]) => {
@@ -115,9 +129,9 @@ console.log(
   `operations: ${recorder.count} (${recorder.failed} failed), cache hit ratio ${((hits / Math.max(1, reads)) * 100).toFixed(1)}%`,
 );
 console.log(
-  `RSS after warm-up: ${mb(warm?.rss ?? 0)} MB -> ${mb(last?.rss ?? 0)} MB (${growth >= 0 ? '+' : ''}${growth.toFixed(1)}%)`,
+  `RSS after warm-up: mean ${mb(early)} MB (2nd quarter) -> ${mb(late)} MB (last quarter), ${growth >= 0 ? '+' : ''}${growth.toFixed(1)}%; slope ${(slope / 1024 / 1024).toFixed(2)} MB/min`,
 );
-console.log(`heap used: ${mb(warm?.heap ?? 0)} MB -> ${mb(last?.heap ?? 0)} MB`);
+console.log(`heap used after warm-up: ${mb(Math.min(...heaps))}-${mb(Math.max(...heaps))} MB`);
 console.log(
   `event-loop delay p99 per sample: median ${(p99s[Math.floor(p99s.length / 2)] ?? 0).toFixed(1)} ms, worst ${(p99s[p99s.length - 1] ?? 0).toFixed(1)} ms`,
 );
