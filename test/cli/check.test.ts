@@ -21,14 +21,18 @@ describe('tablecache --help', () => {
   it('lists every command and exits 0', async () => {
     const run = await runCli(['--help']);
     expect(run.code).toBe(0);
-    for (const name of ['check', 'stats', 'invalidate', 'bump', 'verify', 'advise', 'writeback', 'worker']) expect(run.stdout).toContain(`  ${name}`);
+    for (const name of ['check', 'stats', 'invalidate', 'bump', 'verify', 'advise', 'writeback', 'worker'])
+      expect(run.stdout).toContain(`  ${name}`);
   });
 
-  it.each(['check', 'stats', 'invalidate', 'bump', 'verify', 'advise', 'writeback', 'worker'])('prints the usage of %s with --help', async (name) => {
-    const run = await runCli([name, '--help']);
-    expect(run.code).toBe(0);
-    expect(run.stdout).toContain(`Usage: tablecache ${name}`);
-  });
+  it.each(['check', 'stats', 'invalidate', 'bump', 'verify', 'advise', 'writeback', 'worker'])(
+    'prints the usage of %s with --help',
+    async (name) => {
+      const run = await runCli([name, '--help']);
+      expect(run.code).toBe(0);
+      expect(run.stdout).toContain(`Usage: tablecache ${name}`);
+    },
+  );
 
   it('rejects an unknown command with exit code 2', async () => {
     const run = await runCli(['frobnicate']);
