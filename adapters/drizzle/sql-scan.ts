@@ -5,6 +5,7 @@
  */
 import { CacheError } from '../../src/errors.js';
 import { type Token, tokenize } from './sql-lexer.js';
+import { TokenCursor } from './token-cursor.js';
 
 /** A relation name as written: `schema` only when the SQL qualified it. */
 export interface QualifiedName {
@@ -1009,11 +1010,8 @@ interface Comparison {
   isList: boolean;
 }
 
-class PointReadParser {
-  private i = 0;
+class PointReadParser extends TokenCursor {
   private qualifiers: string[][] = [];
-
-  constructor(private readonly toks: Token[]) {}
 
   parse(): PointRead | null {
     if (!this.word('select')) return null;
@@ -1053,44 +1051,6 @@ class PointReadParser {
     if (alias !== undefined) read.alias = alias;
     if (limitParam !== undefined) read.limitParam = limitParam;
     return read;
-  }
-
-  private peek(): Token | undefined {
-    return this.toks[this.i];
-  }
-
-  private word(value: string): boolean {
-    const t = this.peek();
-    if (t?.kind === 'word' && t.value === value) {
-      this.i++;
-      return true;
-    }
-    return false;
-  }
-
-  private op(value: string): boolean {
-    const t = this.peek();
-    if (t?.kind === 'op' && t.value === value) {
-      this.i++;
-      return true;
-    }
-    return false;
-  }
-
-  private kind(kind: Token['kind']): boolean {
-    if (this.peek()?.kind === kind) {
-      this.i++;
-      return true;
-    }
-    return false;
-  }
-
-  private param(): number | null {
-    const t = this.peek();
-    if (t?.kind !== 'param') return null;
-    this.i++;
-    const n = Number(t.value);
-    return Number.isSafeInteger(n) && n > 0 ? n : null;
   }
 
   /** `"a"`, `"a"."b"`, `"a"."b"."c"`: quoted identifiers only, as Drizzle writes them. */

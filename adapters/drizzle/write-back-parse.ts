@@ -6,6 +6,7 @@
  */
 import { type Token, tokenize } from './sql-lexer.js';
 import type { QualifiedName } from './sql-scan.js';
+import { TokenCursor } from './token-cursor.js';
 
 /** A VALUES cell. */
 export type Cell = { param: number } | { keyword: 'default' | 'null' };
@@ -50,12 +51,9 @@ export function parseWrite(sql: string): ParsedWrite | null {
   return new WriteParser(toks).parse();
 }
 
-class WriteParser {
-  private i = 0;
+class WriteParser extends TokenCursor {
   private table: string[] = [];
   private alias: string | undefined;
-
-  constructor(private readonly toks: Token[]) {}
 
   parse(): ParsedWrite | null {
     const result = this.word('insert')
@@ -294,45 +292,6 @@ class WriteParser {
       return t.value;
     }
     return null;
-  }
-
-  private peek(): Token | undefined {
-    return this.toks[this.i];
-  }
-
-  private word(value: string): boolean {
-    const t = this.peek();
-    if (t?.kind === 'word' && t.value === value) {
-      this.i++;
-      return true;
-    }
-    return false;
-  }
-
-  private op(value: string): boolean {
-    const t = this.peek();
-    if (t?.kind === 'op' && t.value === value) {
-      this.i++;
-      return true;
-    }
-    return false;
-  }
-
-  private kind(kind: Token['kind']): boolean {
-    if (this.peek()?.kind === kind) {
-      this.i++;
-      return true;
-    }
-    return false;
-  }
-
-  private param(): number | null {
-    const t = this.peek();
-    if (t?.kind !== 'param') return null;
-    const n = Number(t.value);
-    if (!Number.isSafeInteger(n) || n < 1) return null;
-    this.i++;
-    return n;
   }
 }
 
