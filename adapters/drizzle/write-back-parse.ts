@@ -4,7 +4,7 @@
  * key, DELETE by primary key, each with an optional RETURNING of plain columns. Anything else is
  * null and runs synchronously. Parameters are referenced by index; values are never in the SQL.
  */
-import { type Token, tokenize } from './sql-lexer.js';
+import { tokenize } from './sql-lexer.js';
 import type { QualifiedName } from './sql-scan.js';
 import { TokenCursor } from './token-cursor.js';
 
