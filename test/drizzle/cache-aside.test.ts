@@ -1,28 +1,16 @@
 import { and, asc, eq, gt, inArray, sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
-import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { cacheable, withCache } from '../../adapters/drizzle/index.js';
 import { createCache, definePolicy, type TableCache } from '../../src/index.js';
 import { redisStore } from '../../stores/redis.js';
 import * as schema from '../fixtures/shop-schema.js';
-import { SHOP_DDL } from '../fixtures/shop-schema.js';
-import { countQueries, type IsolatedDatabase, isolatedDatabase } from '../support/pg.js';
-import { redisClient } from '../support/redis.js';
+import { countQueries } from '../support/pg.js';
+import { useShopServices } from '../support/shop.js';
 
 const { users, products, orders, payments, userOrderCounts } = schema;
 
-let database: IsolatedDatabase;
-let redis: Redis;
-
-beforeAll(async () => {
-  database = await isolatedDatabase(SHOP_DDL);
-  redis = redisClient();
-});
-afterAll(async () => {
-  await database.drop();
-  await redis.quit();
-});
+const shop = useShopServices();
 
 function policy(namespace: string) {
   return definePolicy<typeof schema>({
@@ -46,7 +34,6 @@ interface Instance {
 }
 
 let namespace: string;
-const open: Instance[] = [];
 
 function instance(
   options: {
@@ -54,30 +41,26 @@ function instance(
     lease?: Parameters<typeof createCache>[0]['lease'];
   } = {},
 ): Instance {
-  const pool = database.pool(5);
+  const pool = shop.database.pool(5);
   const queries = countQueries(pool);
   const raw = drizzle(pool, { schema });
   const cache = createCache({
-    store: redisStore(redis),
+    store: redisStore(shop.redis),
     policy: policy(namespace),
     hooks: options.hooks,
     lease: options.lease,
   });
   const db = withCache(raw, cache);
   const inst = { cache, db, raw, queries };
-  open.push(inst);
-  return inst;
+  return shop.track(inst);
 }
 
 beforeEach(async () => {
   namespace = `ca-${Math.random().toString(36).slice(2)}`;
-  await database.run('truncate users, products, orders, payments restart identity cascade');
-  await database.run(
+  await shop.database.run('truncate users, products, orders, payments restart identity cascade');
+  await shop.database.run(
     "insert into users (name, email) values ('ada', 'ada@x'), ('bob', 'bob@x'); insert into products values (1, 'pen', '1.50', 10), (2, 'ink', '7.25', 3)",
   );
-});
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((i) => i.cache.close()));
 });
 
 describe('cache-aside reads', () => {
@@ -106,7 +89,7 @@ describe('cache-aside reads', () => {
     const { db, cache } = instance();
     await db.select().from(users).where(eq(users.id, 1));
     await cache.flush();
-    await database.run("update users set name = 'changed-behind' where id = 1");
+    await shop.database.run("update users set name = 'changed-behind' where id = 1");
     const [cached] = await db.select().from(users).where(eq(users.id, 1));
     expect(cached?.name).toBe('ada');
     await cache.invalidate('users');
@@ -384,7 +367,7 @@ describe('cross-process stampede lease', () => {
     const a = instance({ lease: '3s' });
     const b = instance({ lease: '3s' });
     // Hold the table so A's query blocks while it owns the lease.
-    const locker = database.pool(1);
+    const locker = shop.database.pool(1);
     const lockClient = await locker.connect();
     await lockClient.query('begin');
     await lockClient.query('lock table products in access exclusive mode');
@@ -393,7 +376,7 @@ describe('cross-process stampede lease', () => {
     const readA = a.db.select().from(products).orderBy(products.id);
     const readAResult = readA.then((rows) => rows);
     // Wait until A holds the lease (its key exists), then start B.
-    const leaseKeys = async () => (await redis.keys(`tc:{${namespace}:v1}:l:*`)).length;
+    const leaseKeys = async () => (await shop.redis.keys(`tc:{${namespace}:v1}:l:*`)).length;
     for (let i = 0; i < 100 && (await leaseKeys()) === 0; i++) await new Promise((r) => setTimeout(r, 10));
     expect(await leaseKeys()).toBe(1);
     const readB = b.db.select().from(products).orderBy(products.id);

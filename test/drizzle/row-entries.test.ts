@@ -1,31 +1,18 @@
 import { and, asc, eq, gt, inArray, or, sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
-import type { Redis } from 'ioredis';
 import type pg from 'pg';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { withCache } from '../../adapters/drizzle/index.js';
 import { parseWriteShape } from '../../adapters/drizzle/write-scan.js';
 import { createCache, definePolicy, type TableCache } from '../../src/index.js';
 import type { CacheStore } from '../../src/store.js';
 import { redisStore } from '../../stores/redis.js';
 import * as schema from '../fixtures/shop-schema.js';
-import { SHOP_DDL } from '../fixtures/shop-schema.js';
-import { type IsolatedDatabase, isolatedDatabase } from '../support/pg.js';
-import { redisClient } from '../support/redis.js';
+import { useShopServices } from '../support/shop.js';
 
 const { users, products, lineItems, allTypes } = schema;
 
-let database: IsolatedDatabase;
-let redis: Redis;
-
-beforeAll(async () => {
-  database = await isolatedDatabase(SHOP_DDL);
-  redis = redisClient();
-});
-afterAll(async () => {
-  await database.drop();
-  await redis.quit();
-});
+const shop = useShopServices();
 
 function policy(namespace: string) {
   return definePolicy<typeof schema>({
@@ -87,31 +74,26 @@ interface Instance {
 }
 
 let namespace: string;
-const open: Instance[] = [];
 
 function instance(options: { hooks?: Parameters<typeof createCache>[0]['hooks'] } = {}): Instance {
-  const pool = database.pool(5);
+  const pool = shop.database.pool(5);
   const queries = recordQueries(pool);
   const raw = drizzle(pool, { schema });
-  const { store, calls } = countingStore(redisStore(redis));
+  const { store, calls } = countingStore(redisStore(shop.redis));
   const cache = createCache({ store, policy: policy(namespace), hooks: options.hooks });
   const db = withCache(raw, cache);
   const inst = { cache, db, raw, queries, storeCalls: calls };
-  open.push(inst);
-  return inst;
+  return shop.track(inst);
 }
 
 beforeEach(async () => {
   namespace = `re-${Math.random().toString(36).slice(2)}`;
-  await database.run('truncate users, products, orders, payments, line_items, all_types restart identity cascade');
-  await database.run(
+  await shop.database.run('truncate users, products, orders, payments, line_items, all_types restart identity cascade');
+  await shop.database.run(
     "insert into users (name, email) values ('ada', 'ada@x'), ('bob', 'bob@x'); " +
       "insert into products values (1, 'pen', '1.50', 10), (2, 'ink', '7.25', 3), (3, 'pad', '12.00', 0), (4, 'nib', '20.00', 7), (5, 'cap', '2.00', 1); " +
       "insert into line_items values (1, 1, 'a'), (1, 2, 'b'), (2, 1, 'c')",
   );
-});
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((i) => i.cache.close()));
 });
 
 describe('primary-key reads use row entries', () => {
@@ -190,7 +172,7 @@ describe('primary-key reads use row entries', () => {
     const { db, cache } = instance();
     expect(await db.select().from(products).where(eq(products.id, 42))).toEqual([]);
     await cache.flush();
-    await database.run("insert into products values (42, 'new', '1', 1)");
+    await shop.database.run("insert into products values (42, 'new', '1', 1)");
     expect((await db.select().from(products).where(eq(products.id, 42)))[0]?.title).toBe('new');
   });
 
@@ -230,7 +212,7 @@ describe('primary-key reads use row entries', () => {
 
   it('returns exactly what the database returns for every column type, on a miss and on a hit', async () => {
     const { db, raw, cache, queries } = instance();
-    await database.run(`insert into all_types values (1, '2024-01-02 03:04:05.678', '2024-01-02 03:04:05+02', '2024-05-06 07:08:09',
+    await shop.database.run(`insert into all_types values (1, '2024-01-02 03:04:05.678', '2024-01-02 03:04:05+02', '2024-05-06 07:08:09',
       '2024-02-29', '2023-12-31', 9007199254740993, 42, 12345.6789, 0.1, true, '{"a":[1,{"b":null}]}', '{x,"y z"}', '{1,2}',
       '\\xdeadbeef', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '1 day 02:03:04'), (2, null, null, null, null, null, null, null,
       null, null, null, null, null, null, null, null, null)`);
@@ -466,7 +448,7 @@ describe('invalidateRow', () => {
       .from(lineItems)
       .where(and(eq(lineItems.orderId, 1), eq(lineItems.line, 2)));
     await cache.flush();
-    await database.run("update products set title = 'behind' where id = 1; update line_items set note = 'behind'");
+    await shop.database.run("update products set title = 'behind' where id = 1; update line_items set note = 'behind'");
     expect((await db.select().from(products).where(eq(products.id, 1)))[0]?.title).toBe('pen');
     await cache.invalidateRow('products', 1);
     await cache.invalidateRow('line_items', { order_id: 1, line: 2 });

@@ -9,28 +9,19 @@ import { drizzle as drizzlePostgresJs } from 'drizzle-orm/postgres-js';
 import { Redis } from 'ioredis';
 import type pg from 'pg';
 import postgres from 'postgres';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { withCache } from '../../adapters/drizzle/index.js';
 import { createCache, type Duration, definePolicy, type TableCache } from '../../src/index.js';
 import { redisStore } from '../../stores/redis.js';
 import * as schema from '../fixtures/shop-schema.js';
 import { SHOP_DDL } from '../fixtures/shop-schema.js';
-import { countQueries, databaseUrl, type IsolatedDatabase, isolatedDatabase } from '../support/pg.js';
-import { redisClient, redisUrl } from '../support/redis.js';
+import { countQueries, databaseUrl } from '../support/pg.js';
+import { redisUrl } from '../support/redis.js';
+import { useShopServices } from '../support/shop.js';
 
 const { users, products, lineItems } = schema;
 
-let database: IsolatedDatabase;
-let redis: Redis;
-
-beforeAll(async () => {
-  database = await isolatedDatabase(SHOP_DDL);
-  redis = redisClient();
-});
-afterAll(async () => {
-  await database.drop();
-  await redis.quit();
-});
+const shop = useShopServices();
 
 function policy(namespace: string) {
   return definePolicy<typeof schema>({
@@ -56,14 +47,13 @@ interface Instance {
 }
 
 let namespace: string;
-const open: Instance[] = [];
 
 function instance(options: { hooks?: Hooks; redis?: Redis; storeTimeout?: Duration } = {}): Instance {
-  const pool = database.pool(5);
+  const pool = shop.database.pool(5);
   const queries = countQueries(pool);
   const raw = drizzle(pool, { schema });
   const cache = createCache({
-    store: redisStore(options.redis ?? redis),
+    store: redisStore(options.redis ?? shop.redis),
     policy: policy(namespace),
     hooks: options.hooks,
     storeTimeout: options.storeTimeout,
@@ -71,8 +61,7 @@ function instance(options: { hooks?: Hooks; redis?: Redis; storeTimeout?: Durati
   });
   const db = withCache(raw, cache);
   const inst = { cache, db, raw, queries };
-  open.push(inst);
-  return inst;
+  return shop.track(inst);
 }
 
 /** A promise with its resolver, for ordering two writers step by step. */
@@ -86,15 +75,12 @@ function signal(): { promise: Promise<void>; fire: () => void } {
 
 beforeEach(async () => {
   namespace = `wt-${Math.random().toString(36).slice(2)}`;
-  await database.run('truncate users, products, orders, payments, line_items restart identity cascade');
-  await database.run(
+  await shop.database.run('truncate users, products, orders, payments, line_items restart identity cascade');
+  await shop.database.run(
     "insert into users (name, email) values ('ada', 'ada@x'), ('bob', 'bob@x'); " +
       "insert into products values (1, 'pen', '1.50', 10), (2, 'ink', '7.25', 3), (3, 'pad', '12.00', 0); " +
       "insert into line_items values (1, 1, 'a'), (1, 2, 'b')",
   );
-});
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((i) => i.cache.close()));
 });
 
 const product = async (inst: Instance, id: number) =>
@@ -448,7 +434,7 @@ async function driverClient(driver: 'postgres-js' | 'pglite'): Promise<DriverCli
   if (driver === 'postgres-js') {
     const client = postgres(databaseUrl(), {
       max: 2,
-      connection: { search_path: database.schema },
+      connection: { search_path: shop.database.schema },
       onnotice: () => {},
       debug: () => {
         statements++;
@@ -474,7 +460,7 @@ async function driverClient(driver: 'postgres-js' | 'pglite'): Promise<DriverCli
 describe.each(['postgres-js', 'pglite'] as const)('the %s driver', (driver) => {
   it('serves key reads from row entries and reads write-through writes back from the cache', async () => {
     const client = await driverClient(driver);
-    const cache = createCache({ store: redisStore(redis), policy: policy(namespace) });
+    const cache = createCache({ store: redisStore(shop.redis), policy: policy(namespace) });
     const db = withCache(client.raw, cache) as typeof client.raw;
     try {
       const byIds = (ids: number[]) => db.select().from(products).where(inArray(products.id, ids));
