@@ -7,6 +7,7 @@ import { DriftSampler, type DriftSettings } from './drift-sampler.js';
 import { decodeEnvelope, envelopeGenerations, generationHeader } from './envelope.js';
 import { Freshness, type ReadContext } from './freshness.js';
 import type { BoundTable, TableRegistry } from './registry.js';
+import { RowFreshness } from './row-freshness.js';
 import { type RawRow, RowCache, type RowReadRequest, type RowTable, type RowWriteRequest } from './rows.js';
 import { SingleFlight } from './single-flight.js';
 import { type StoreGuard, UNAVAILABLE } from './store-guard.js';
@@ -79,13 +80,14 @@ export class Engine {
 
   constructor(private readonly deps: EngineDeps) {
     const random = deps.random ?? Math.random;
+    const clock = { now: deps.now ?? Date.now, random };
     this.freshness = new Freshness(
       deps,
       {
         track: (promise) => this.track(promise),
         fill: (table, key, value, ttlMs, guards) => this.fill(table, key, value, ttlMs, guards),
       },
-      { now: deps.now ?? Date.now, random },
+      clock,
     );
     this.sampler =
       deps.verify && deps.verify.rate > 0
@@ -96,16 +98,18 @@ export class Engine {
             random,
           )
         : undefined;
-    this.rows = new RowCache(deps, {
-      track: (promise) => this.track(promise),
-      isUndelivered: (tables) => this.isUndelivered(tables),
-      markUndelivered: (tables) => this.markUndelivered(tables),
-      invalidate: (tables) => this.invalidate(tables),
-      bump: (whole, queryOnly) => this.bump(whole, queryOnly),
-      // Row entries get the table's TTL jitter; the other strategies apply to query entries.
-      fill: (table, key, value, ttlMs, guards) =>
-        this.fill(table, key, value, this.freshness.rowTtl(table, ttlMs), guards),
-    });
+    this.rows = new RowCache(
+      deps,
+      {
+        track: (promise) => this.track(promise),
+        isUndelivered: (tables) => this.isUndelivered(tables),
+        markUndelivered: (tables) => this.markUndelivered(tables),
+        invalidate: (tables) => this.invalidate(tables),
+        bump: (whole, queryOnly) => this.bump(whole, queryOnly),
+        fill: (table, key, value, ttlMs, guards) => this.fill(table, key, value, ttlMs, guards),
+      },
+      new RowFreshness(deps, clock),
+    );
     deps.guard.onRecovery(() => {
       // Other instances may hold invalidations they could not deliver during the outage; they
       // retry at least every RETRY_MAX_MS, so reading from the database until then is safe.

@@ -177,11 +177,6 @@ export class Freshness {
     return found;
   }
 
-  /** The jittered TTL of a row entry of `table`. */
-  rowTtl(table: BoundTable, ttlMs: number): number {
-    return jittered(ttlMs, jitterMsOf(table.policy, ttlMs), this.clock.random);
-  }
-
   /**
    * Encodes a query's result as an entry: the metadata the strategy needs and a jittered TTL
    * (plus grace in the store). Undefined when the result is too large or not encodable (counted).

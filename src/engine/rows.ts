@@ -3,8 +3,9 @@ import type { TableInfo } from '../catalog.js';
 import { CacheError } from '../errors.js';
 import { type CounterGuard, type CounterWrite, readCounter } from '../store.js';
 import type { EngineDeps } from './engine.js';
-import { decodeEnvelope, encodeEnvelope, envelopeGenerations, generationHeader } from './envelope.js';
+import { decodeEnvelope, type EntryMeta, encodeEnvelope, envelopeHeader, generationHeader } from './envelope.js';
 import type { BoundTable } from './registry.js';
+import type { RowFreshness, RowTarget } from './row-freshness.js';
 import { RowKeyCodec } from './row-key.js';
 import { UNAVAILABLE } from './store-guard.js';
 import type { TransactionFrame } from './transaction.js';
@@ -101,6 +102,7 @@ export class RowCache {
   constructor(
     private readonly deps: EngineDeps,
     private readonly host: RowHost,
+    private readonly freshness: RowFreshness,
   ) {
     // A scope partitions query entries by tenant; row entries are shared, so they are off then.
     if (deps.scope) return;
@@ -144,14 +146,59 @@ export class RowCache {
       }
       const generations = [readCounter(got[0]), readCounter(got[1])];
       const header = generationHeader(generations);
-      const rows: (RawRow | undefined)[] = wanted.map((_, i) => decodeRow(got[2 + i], header));
-      const missing = wanted.flatMap((_, i) => (rows[i] === undefined ? [i] : []));
+      const guardsOf = (i: number): CounterGuard[] => [
+        { key: keys.globalGeneration(), expected: generations[0] as number },
+        { key: keys.rowGeneration(id), expected: generations[1] as number },
+        { key: counterKeys[i] as string, expected: readCounter(got[2 + wanted.length + i]) },
+      ];
+      const targetOf = (i: number): RowTarget => {
+        const k = wanted[i] as WantedKey;
+        return { values: k.values, pk: k.pk, entryKey: entryKeys[i] as string, guards: guardsOf(i) };
+      };
+      const now = this.freshness.now();
+      const rows: (RawRow | undefined)[] = [];
+      const missing: number[] = [];
+      const refresh: number[] = [];
+      const expiries: number[] = [];
+      let stale = false;
+      for (let i = 0; i < wanted.length; i++) {
+        const entry = got[2 + i];
+        const found = entry ? decodeRow(entry, header) : undefined;
+        const verdict = found ? this.freshness.judge(bound, entryKeys[i] as string, found.meta, now) : 'expired';
+        if (!found || verdict === 'expired') {
+          rows.push(undefined);
+          missing.push(i);
+          continue;
+        }
+        rows.push(found.row);
+        if (verdict === 'stale' || verdict === 'refresh') {
+          stale ||= verdict === 'stale';
+          refresh.push(i);
+          expiries.push(found.meta?.expiresAt ?? 0);
+        } else if (verdict === 'extend' && found.meta) {
+          const track = (p: Promise<unknown>) => this.host.track(p);
+          this.freshness.extend(bound, targetOf(i), entry as Uint8Array, header, found.meta, now, track);
+        }
+      }
       if (missing.length === 0) {
-        scope.result('hit');
+        scope.result(stale ? 'stale' : 'hit');
+        if (refresh.length > 0) {
+          this.freshness.refresh(bound, refresh.map(targetOf), expiries, {
+            track: (p) => this.host.track(p),
+            refill: (table, targets, started) => this.refill(table, codec, request, header, targets, started),
+          });
+        }
         return request.assemble(rows as RawRow[]);
       }
       scope.result('miss');
+      // The database is read anyway: rows due for a refresh are read again with the missing ones.
+      for (const i of refresh) {
+        rows[i] = undefined;
+        missing.push(i);
+      }
+      const started = performance.now();
       const fetched = await request.fetch(missing.map((i) => (wanted[i] as WantedKey).values));
+      const computeMs = performance.now() - started;
       const asked = new Set(missing.map((i) => (wanted[i] as WantedKey).pk));
       const byPk = new Map<string, RawRow>();
       for (const row of fetched) {
@@ -165,17 +212,43 @@ export class RowCache {
         const row = byPk.get((wanted[i] as WantedKey).pk);
         rows[i] = row;
         if (!row) continue;
-        const value = this.encode(bound, header, row);
+        const timing = this.freshness.timing(bound, computeMs);
+        const value = this.encode(bound, header, row, timing.meta);
         if (!value) continue;
-        const guards: CounterGuard[] = [
-          { key: keys.globalGeneration(), expected: generations[0] as number },
-          { key: keys.rowGeneration(id), expected: generations[1] as number },
-          { key: counterKeys[i] as string, expected: readCounter(got[2 + wanted.length + i]) },
-        ];
-        this.host.track(this.host.fill(bound, entryKeys[i] as string, value, bound.policy.ttlMs, guards));
+        this.host.track(this.host.fill(bound, entryKeys[i] as string, value, timing.storeTtlMs, guardsOf(i)));
       }
       return request.assemble(rows.filter((r): r is RawRow => r !== undefined));
     });
+  }
+
+  /**
+   * A background refresh of row entries: reads the rows again and fills their entries, each
+   * guarded by the generations and row counter read with the entry it replaces. A row gone from
+   * the database (deleted behind tablecache's back) keeps its entry until its grace ends.
+   */
+  private async refill<T>(
+    bound: BoundTable,
+    codec: RowKeyCodec,
+    request: RowReadRequest<T>,
+    header: string,
+    targets: readonly RowTarget[],
+    started: number,
+  ): Promise<void> {
+    const fetched = await request.fetch(targets.map((t) => t.values));
+    const computeMs = performance.now() - started;
+    const byPk = new Map<string, RawRow>();
+    for (const row of fetched) {
+      const pk = codec.encodeRow(row);
+      if (pk !== undefined) byPk.set(pk, row);
+    }
+    const fills: Promise<void>[] = [];
+    for (const target of targets) {
+      const row = byPk.get(target.pk);
+      const timing = this.freshness.timing(bound, computeMs);
+      const value = row ? this.encode(bound, header, row, timing.meta) : undefined;
+      if (value) fills.push(this.host.fill(bound, target.entryKey, value, timing.storeTtlMs, [...target.guards]));
+    }
+    await Promise.all(fills);
   }
 
   /**
@@ -359,9 +432,11 @@ export class RowCache {
         ttlMs: bound.policy.ttlMs,
       };
       // The same key twice in one statement cannot be ordered: evict it.
-      const value = prepared && !byPk.has(pk) ? this.encode(bound, prepared.header, row) : undefined;
-      if (prepared && value) {
+      const timing = prepared && !byPk.has(pk) ? this.freshness.timing(bound, 1) : undefined;
+      const value = prepared && timing ? this.encode(bound, prepared.header, row, timing.meta) : undefined;
+      if (prepared && value && timing) {
         item.value = value;
+        item.ttlMs = timing.storeTtlMs;
         // With an intent, only our own increment may have happened since; without one, the
         // counter must not have existed (nobody touched the row within the counter's life).
         const intent = prepared.intents.get(pk);
@@ -391,11 +466,11 @@ export class RowCache {
   }
 
   /** A row's entry, or undefined when it is too large to cache (counted). */
-  private encode(bound: BoundTable, header: string, row: RawRow): Buffer | undefined {
+  private encode(bound: BoundTable, header: string, row: RawRow, meta: EntryMeta | undefined): Buffer | undefined {
     const { telemetry } = this.deps;
     let value: Buffer;
     try {
-      value = encodeEnvelope(header, row);
+      value = encodeEnvelope(header, row, meta);
     } catch {
       telemetry.oversized(bound.info.id, bound.policy.pattern);
       return undefined;
@@ -424,11 +499,13 @@ function uniqueKeys(codec: RowKeyCodec, keys: readonly (readonly unknown[])[]): 
   return [...out.values()];
 }
 
-function decodeRow(entry: Uint8Array | null | undefined, header: string): RawRow | undefined {
-  if (!entry || envelopeGenerations(entry) !== header) return undefined;
+/** A row entry's row and freshness metadata, or undefined when its generations differ or it is corrupt. */
+function decodeRow(entry: Uint8Array, header: string): { row: RawRow; meta: EntryMeta | undefined } | undefined {
+  const head = envelopeHeader(entry);
+  if (!head || head.generations !== header) return undefined;
   try {
     const row = decodeEnvelope(entry);
-    return row && typeof row === 'object' && !Array.isArray(row) ? (row as RawRow) : undefined;
+    return row && typeof row === 'object' && !Array.isArray(row) ? { row: row as RawRow, meta: head.meta } : undefined;
   } catch {
     return undefined;
   }

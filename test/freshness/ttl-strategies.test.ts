@@ -1,123 +1,38 @@
 // TTL strategies end to end through Drizzle: jitter, sliding expiration, early refresh (XFetch),
-// grace (stale-while-revalidate) and serving stale on database errors. The logic runs on the
-// memory store with an injected clock shared with the cache (and an injected random source),
-// so every timing is forced; the Redis side uses short real TTLs and reads PTTL.
+// grace (stale-while-revalidate) and serving stale on database errors, on query entries. The
+// logic runs on the memory store with an injected clock shared with the cache (and an injected
+// random source), so every timing is forced; the Redis side uses short real TTLs and reads PTTL.
+// Row entries: row-ttl-strategies.test.ts.
 import type { Attributes } from '@opentelemetry/api';
-import { MeterProvider, type MetricData, MetricReader } from '@opentelemetry/sdk-metrics';
+import { MeterProvider, type MetricData } from '@opentelemetry/sdk-metrics';
 import { asc, eq } from 'drizzle-orm';
-import { drizzle } from 'drizzle-orm/node-postgres';
-import type { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { withCache } from '../../adapters/drizzle/index.js';
-import { type CacheOptions, createCache, definePolicy, type TableCache, type TablePolicy } from '../../src/index.js';
-import { memoryStore } from '../../stores/memory.js';
-import { redisStore } from '../../stores/redis.js';
-import * as schema from '../fixtures/shop-schema.js';
-import { SHOP_DDL } from '../fixtures/shop-schema.js';
-import { countQueries, type IsolatedDatabase, isolatedDatabase } from '../support/pg.js';
-import { redisClient } from '../support/redis.js';
+import { describe, expect, it } from 'vitest';
+import { products } from '../fixtures/shop-schema.js';
+import { list, sleep, stats, T0, TestMetricReader, titles, useFreshnessFixture } from './fixture.js';
 
-const { products } = schema;
-const T0 = 1_700_000_000_000;
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-let database: IsolatedDatabase;
-let redis: Redis;
-let namespace: string;
-const open: TableCache[] = [];
-
-beforeAll(async () => {
-  database = await isolatedDatabase(SHOP_DDL);
-  redis = redisClient();
-});
-afterAll(async () => {
-  await database.drop();
-  await redis.quit();
-});
-beforeEach(async () => {
-  namespace = `fresh-${Math.random().toString(36).slice(2)}`;
-  await database.run('truncate products');
-  await database.run("insert into products values (1, 'pen', '1.50', 10), (2, 'ink', '7.25', 3)");
-});
-afterEach(async () => {
-  await Promise.all(open.splice(0).map((c) => c.close()));
-});
-
-class TestMetricReader extends MetricReader {
-  protected override async onForceFlush(): Promise<void> {}
-  protected override async onShutdown(): Promise<void> {}
-}
-
-interface Setup {
-  cache: TableCache;
-  db: ReturnType<typeof drizzle<typeof schema>>;
-  queries: { readonly count: number; reset(): void };
-  clock: { t: number };
-  random: { value: number };
-}
-
-/** A cache on products with `entry`, on the memory store (fake clock) or on Redis (real clock). */
-function setup(
-  entry: TablePolicy<never>,
-  options: { store?: 'memory' | 'redis'; hooks?: CacheOptions['hooks']; meterProvider?: MeterProvider } = {},
-): Setup {
-  const clock = { t: T0 };
-  const random = { value: 0.5 };
-  const pool = database.pool(3);
-  const queries = countQueries(pool);
-  const onRedis = options.store === 'redis';
-  const cache = createCache({
-    store: onRedis ? redisStore(redis) : memoryStore({ now: () => clock.t }),
-    policy: definePolicy<typeof schema>({ namespace, version: 1, tables: { products: entry } }),
-    ...(onRedis ? {} : { now: () => clock.t }),
-    random: () => random.value,
-    hooks: options.hooks,
-    meterProvider: options.meterProvider,
-    onError: () => {},
-  });
-  open.push(cache);
-  return { cache, db: withCache(drizzle(pool, { schema }), cache), queries, clock, random };
-}
-
-const list = (s: Setup) => s.db.select().from(products).orderBy(asc(products.id));
-const titles = async (s: Setup) => (await list(s)).map((p) => p.title);
-const stats = (s: Setup) => s.cache.stats().tables.products!;
-
-/** Reads `s` once and returns how many statements reached the database (background work included). */
-async function queriesOf(s: Setup, read: () => Promise<unknown>): Promise<number> {
-  s.queries.reset();
-  await read();
-  await s.cache.flush();
-  return s.queries.count;
-}
-
-/** The PTTL of every key of `kind` (`q`, `r`) of the current namespace. */
-async function ttls(kind: 'q' | 'r'): Promise<number[]> {
-  const keys = await redis.keys(`tc:{${namespace}:v1}:${kind}:*`);
-  return Promise.all(keys.map((k) => redis.pttl(k)));
-}
+const fx = useFreshnessFixture();
 
 describe('fixed TTL with jitter', () => {
   it('draws each fill a TTL within ttl ± jitter, so entries filled together expire apart', async () => {
-    const early = setup({ pattern: 'cache-aside', ttl: '10s', ttlJitter: 0.5 });
+    const early = fx.setup({ pattern: 'cache-aside', ttl: '10s', ttlJitter: 0.5 });
     early.random.value = 0; // 10s - 5s
     await list(early);
     await early.cache.flush();
     early.clock.t = T0 + 5500;
-    expect(await queriesOf(early, () => list(early))).toBe(1);
+    expect(await fx.queriesOf(early, () => list(early))).toBe(1);
 
-    namespace = `${namespace}-late`;
-    const late = setup({ pattern: 'cache-aside', ttl: '10s', ttlJitter: 0.5 });
+    fx.namespace = `${fx.namespace}-late`;
+    const late = fx.setup({ pattern: 'cache-aside', ttl: '10s', ttlJitter: 0.5 });
     late.random.value = 0.999; // about 10s + 5s
     await list(late);
     await late.cache.flush();
     late.clock.t = T0 + 14_000;
-    expect(await queriesOf(late, () => list(late))).toBe(0);
+    expect(await fx.queriesOf(late, () => list(late))).toBe(0);
     expect(stats(late).hits).toBe(1);
   });
 
   it('spreads the TTLs Redis keeps, for query entries and row entries', async () => {
-    const s = setup({ pattern: 'cache-aside', ttl: '100s', ttlJitter: '40s' }, { store: 'redis' });
+    const s = fx.setup({ pattern: 'cache-aside', ttl: '100s', ttlJitter: '40s' }, { store: 'redis' });
     const draws = [0, 0.25, 0.5, 0.75];
     for (const [i, value] of draws.entries()) {
       s.random.value = value;
@@ -134,7 +49,7 @@ describe('fixed TTL with jitter', () => {
         .limit(i + 1); // a query entry each
       await s.cache.flush();
     }
-    const query = (await ttls('q')).sort((a, b) => a - b);
+    const query = (await fx.ttls('q')).sort((a, b) => a - b);
     const expected = [60_000, 80_000, 100_000, 120_000];
     expect(query).toHaveLength(4);
     query.forEach((ttl, i) => {
@@ -142,7 +57,7 @@ describe('fixed TTL with jitter', () => {
       expect(ttl).toBeGreaterThan(expected[i]! - 5000);
     });
     // One row entry, filled once with the first draw (the later reads were hits).
-    const [row] = await ttls('r');
+    const [row] = await fx.ttls('r');
     expect(row).toBeLessThanOrEqual(60_000);
     expect(row).toBeGreaterThan(55_000);
   });
@@ -150,43 +65,43 @@ describe('fixed TTL with jitter', () => {
 
 describe('sliding expiration', () => {
   it('a hit extends the entry to ttl from now, up to maxAge after the fill', async () => {
-    const s = setup({ pattern: 'cache-aside', ttl: '10s', sliding: { maxAge: '25s' } });
+    const s = fx.setup({ pattern: 'cache-aside', ttl: '10s', sliding: { maxAge: '25s' } });
     await list(s);
     await s.cache.flush();
     s.clock.t = T0 + 8000; // hit: expires at 18s
-    expect(await queriesOf(s, () => list(s))).toBe(0);
+    expect(await fx.queriesOf(s, () => list(s))).toBe(0);
     s.clock.t = T0 + 16_000; // past the first TTL, still a hit: expires at min(26s, 25s)
-    expect(await queriesOf(s, () => list(s))).toBe(0);
+    expect(await fx.queriesOf(s, () => list(s))).toBe(0);
     s.clock.t = T0 + 24_000; // a hit, but the maximum age holds the expiry at 25s
-    expect(await queriesOf(s, () => list(s))).toBe(0);
+    expect(await fx.queriesOf(s, () => list(s))).toBe(0);
     s.clock.t = T0 + 25_500;
-    expect(await queriesOf(s, () => list(s))).toBe(1);
+    expect(await fx.queriesOf(s, () => list(s))).toBe(1);
     expect(stats(s)).toMatchObject({ hits: 3, misses: 2 });
   });
 
   it('without hits, the entry expires after ttl', async () => {
-    const s = setup({ pattern: 'cache-aside', ttl: '10s', sliding: { maxAge: '1h' } });
+    const s = fx.setup({ pattern: 'cache-aside', ttl: '10s', sliding: { maxAge: '1h' } });
     await list(s);
     await s.cache.flush();
     s.clock.t = T0 + 10_500;
-    expect(await queriesOf(s, () => list(s))).toBe(1);
+    expect(await fx.queriesOf(s, () => list(s))).toBe(1);
   });
 
   it('extends the TTL Redis keeps after a hit (a second command, not awaited by the hit)', async () => {
-    const s = setup({ pattern: 'cache-aside', ttl: '2s', sliding: { maxAge: '1m' } }, { store: 'redis' });
+    const s = fx.setup({ pattern: 'cache-aside', ttl: '2s', sliding: { maxAge: '1m' } }, { store: 'redis' });
     await list(s);
     await s.cache.flush();
     await sleep(600);
-    const [before] = await ttls('q');
+    const [before] = await fx.ttls('q');
     await list(s);
     await s.cache.flush();
-    const [after] = await ttls('q');
+    const [after] = await fx.ttls('q');
     expect(stats(s).hits).toBe(1);
     expect(after).toBeGreaterThan(before!);
   });
 
   it('a write racing an extension is never hidden by it', async () => {
-    const s = setup({ pattern: 'cache-aside', ttl: '10s', sliding: { maxAge: '1m' } });
+    const s = fx.setup({ pattern: 'cache-aside', ttl: '10s', sliding: { maxAge: '1m' } });
     await list(s);
     await s.cache.flush();
     s.clock.t = T0 + 8000;
@@ -201,13 +116,13 @@ describe('sliding expiration', () => {
 
 describe('early refresh (XFetch)', () => {
   it('refreshes in the background as expiry nears, serving the current value meanwhile', async () => {
-    const s = setup({ pattern: 'cache-aside', ttl: '10s', earlyRefresh: { beta: 1 } });
+    const s = fx.setup({ pattern: 'cache-aside', ttl: '10s', earlyRefresh: { beta: 1 } });
     await list(s);
     await s.cache.flush();
-    await database.run("update products set title = 'pen 2' where id = 1"); // behind the cache's back
+    await fx.database.run("update products set title = 'pen 2' where id = 1"); // behind the cache's back
     s.clock.t = T0 + 5000;
     s.random.value = 0.5; // far from expiry: no refresh
-    expect(await queriesOf(s, () => list(s))).toBe(0);
+    expect(await fx.queriesOf(s, () => list(s))).toBe(0);
     s.clock.t = T0 + 9999;
     s.random.value = 1e-12; // -ln = 27.6: with any compute time, refresh now
     s.queries.reset();
@@ -215,17 +130,17 @@ describe('early refresh (XFetch)', () => {
     await s.cache.flush();
     expect(s.queries.count).toBe(1);
     s.clock.t = T0 + 10_500; // past the old expiry: the refreshed entry is a hit
-    expect(await queriesOf(s, async () => expect(await titles(s)).toEqual(['pen 2', 'ink']))).toBe(0);
+    expect(await fx.queriesOf(s, async () => expect(await titles(s)).toEqual(['pen 2', 'ink']))).toBe(0);
     expect(stats(s)).toMatchObject({ hits: 3, misses: 1, stale: 0 });
   });
 
   it('runs one refresh for concurrent hits', async () => {
-    const s = setup({ pattern: 'cache-aside', ttl: '10s', earlyRefresh: { beta: 1 } });
+    const s = fx.setup({ pattern: 'cache-aside', ttl: '10s', earlyRefresh: { beta: 1 } });
     await list(s);
     await s.cache.flush();
     s.clock.t = T0 + 9000;
     s.random.value = 1e-300;
-    expect(await queriesOf(s, () => Promise.all([list(s), list(s), list(s)]))).toBe(1);
+    expect(await fx.queriesOf(s, () => Promise.all([list(s), list(s), list(s)]))).toBe(1);
     expect(stats(s).hits).toBe(3);
   });
 
@@ -236,7 +151,7 @@ describe('early refresh (XFetch)', () => {
     const fillReached = new Promise<void>((resolve) => {
       reached = resolve;
     });
-    const s = setup(
+    const s = fx.setup(
       { pattern: 'cache-aside', ttl: '10s', earlyRefresh: { beta: 1 } },
       {
         hooks: {
@@ -270,10 +185,10 @@ describe('grace (stale-while-revalidate)', () => {
   it('serves an expired entry within grace while one refresh runs, reported as stale', async () => {
     const reader = new TestMetricReader();
     const meterProvider = new MeterProvider({ readers: [reader] });
-    const s = setup({ pattern: 'cache-aside', ttl: '10s', grace: '30s' }, { meterProvider });
+    const s = fx.setup({ pattern: 'cache-aside', ttl: '10s', grace: '30s' }, { meterProvider });
     await list(s);
     await s.cache.flush();
-    await database.run("update products set title = 'pen 2' where id = 1");
+    await fx.database.run("update products set title = 'pen 2' where id = 1");
     s.clock.t = T0 + 12_000;
     s.queries.reset();
     expect(await Promise.all([titles(s), titles(s)])).toEqual([
@@ -295,16 +210,16 @@ describe('grace (stale-while-revalidate)', () => {
   });
 
   it('beyond grace the entry is gone: a miss', async () => {
-    const s = setup({ pattern: 'cache-aside', ttl: '10s', grace: '30s' });
+    const s = fx.setup({ pattern: 'cache-aside', ttl: '10s', grace: '30s' });
     await list(s);
     await s.cache.flush();
     s.clock.t = T0 + 40_500;
-    expect(await queriesOf(s, () => list(s))).toBe(1);
+    expect(await fx.queriesOf(s, () => list(s))).toBe(1);
     expect(stats(s).stale).toBe(0);
   });
 
   it('never serves an invalidated entry stale: a written row is read from the database', async () => {
-    const s = setup({ pattern: 'cache-aside', ttl: '10s', grace: '30s', serveStaleOnDbError: true });
+    const s = fx.setup({ pattern: 'cache-aside', ttl: '10s', grace: '30s', serveStaleOnDbError: true });
     await list(s);
     await s.db.select().from(products).where(eq(products.id, 1));
     await s.cache.flush();
@@ -318,20 +233,20 @@ describe('grace (stale-while-revalidate)', () => {
     // The same after a manual invalidation (a write that bypassed tablecache, then `invalidate`).
     await s.cache.flush();
     s.clock.t = T0 + 24_000;
-    await database.run("update products set title = 'psql' where id = 1");
+    await fx.database.run("update products set title = 'psql' where id = 1");
     await s.cache.invalidate('products');
     expect(await titles(s)).toEqual(['psql', 'ink']);
     expect(stats(s).stale).toBe(0);
   });
 
   it('keeps entries in Redis for ttl + grace and serves them stale after the real TTL', async () => {
-    const s = setup({ pattern: 'cache-aside', ttl: '300ms', grace: '20s' }, { store: 'redis' });
+    const s = fx.setup({ pattern: 'cache-aside', ttl: '300ms', grace: '20s' }, { store: 'redis' });
     await list(s);
     await s.cache.flush();
-    const [ttl] = await ttls('q');
+    const [ttl] = await fx.ttls('q');
     expect(ttl).toBeGreaterThan(15_000);
     await sleep(400);
-    await database.run("update products set title = 'pen 2' where id = 1");
+    await fx.database.run("update products set title = 'pen 2' where id = 1");
     expect(await titles(s)).toEqual(['pen', 'ink']);
     await s.cache.flush();
     expect(stats(s).stale).toBe(1);
@@ -342,16 +257,16 @@ describe('grace (stale-while-revalidate)', () => {
 describe('serveStaleOnDbError', () => {
   /** Makes every query on products fail (the table disappears) while `fn` runs. */
   async function withDatabaseFailing(fn: () => Promise<void>): Promise<void> {
-    await database.run('alter table products rename to products_away');
+    await fx.database.run('alter table products rename to products_away');
     try {
       await fn();
     } finally {
-      await database.run('alter table products_away rename to products');
+      await fx.database.run('alter table products_away rename to products');
     }
   }
 
   it('off: after a failed refresh the expired entry is no longer served and the error surfaces', async () => {
-    const s = setup({ pattern: 'cache-aside', ttl: '10s', grace: '30s' });
+    const s = fx.setup({ pattern: 'cache-aside', ttl: '10s', grace: '30s' });
     await list(s);
     await s.cache.flush();
     s.clock.t = T0 + 12_000;
@@ -365,7 +280,7 @@ describe('serveStaleOnDbError', () => {
   });
 
   it('on: the expired entry keeps being served while the database fails, up to grace', async () => {
-    const s = setup({ pattern: 'cache-aside', ttl: '10s', grace: '30s', serveStaleOnDbError: true });
+    const s = fx.setup({ pattern: 'cache-aside', ttl: '10s', grace: '30s', serveStaleOnDbError: true });
     await list(s);
     await s.cache.flush();
     s.clock.t = T0 + 12_000;
@@ -384,24 +299,24 @@ describe('serveStaleOnDbError', () => {
 
 describe('entries written before the metadata existed', () => {
   it('are served by a table that now uses strategies; malformed metadata is a miss', async () => {
-    const plain = setup({ pattern: 'cache-aside', ttl: '1m' }, { store: 'redis' });
+    const plain = fx.setup({ pattern: 'cache-aside', ttl: '1m' }, { store: 'redis' });
     await list(plain);
     await plain.cache.flush();
-    const [key] = await redis.keys(`tc:{${namespace}:v1}:q:*`);
-    const legacy = (await redis.getBuffer(key!))!;
+    const [key] = await fx.redis.keys(`tc:{${fx.namespace}:v1}:q:*`);
+    const legacy = (await fx.redis.getBuffer(key!))!;
     expect(legacy.subarray(0, legacy.indexOf(0x0a)).toString('latin1')).not.toContain(';');
 
-    const strategic = setup(
+    const strategic = fx.setup(
       { pattern: 'cache-aside', ttl: '1m', grace: '1m', earlyRefresh: { beta: 1 }, sliding: { maxAge: '1h' } },
       { store: 'redis' },
     );
-    expect(await queriesOf(strategic, () => list(strategic))).toBe(0);
+    expect(await fx.queriesOf(strategic, () => list(strategic))).toBe(0);
     expect(stats(strategic).hits).toBe(1);
 
     const generations = legacy.subarray(0, legacy.indexOf(0x0a)).toString('latin1');
     const body = legacy.subarray(legacy.indexOf(0x0a));
-    await redis.set(key!, Buffer.concat([Buffer.from(`${generations};1,2`, 'latin1'), body]), 'PX', 60_000);
-    expect(await queriesOf(strategic, () => list(strategic))).toBe(1);
+    await fx.redis.set(key!, Buffer.concat([Buffer.from(`${generations};1,2`, 'latin1'), body]), 'PX', 60_000);
+    expect(await fx.queriesOf(strategic, () => list(strategic))).toBe(1);
     expect(stats(strategic).misses).toBe(1);
   });
 });
