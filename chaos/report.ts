@@ -17,7 +17,7 @@ export function formatResult(result: ChaosResult, maxExcerpts = 5): string {
     `lost writes:        ${check.lostWrites}`,
     `duplicated writes:  ${check.duplicatedWrites}`,
     `other anomalies:    rolled-back reads ${check.rolledBackReads}, dirty reads ${check.dirtyReads}, phantom reads ${check.phantomReads}, rolled-back writes applied ${check.rolledBackApplied}, phantom writes ${check.phantomWrites}`,
-    `cache:              ${cache.hits} hits, ${cache.misses} misses, ${cache.bypasses} bypasses, ${cache.fills} fills (${cache.fillsRejected} rejected by the stale-set guard), ${cache.invalidations} invalidations, ${cache.storeErrors} store errors`,
+    `cache:              ${cache.hits} hits, ${cache.stale} stale, ${cache.misses} misses, ${cache.bypasses} bypasses, ${cache.fills} fills (${cache.fillsRejected} rejected by the stale-set guard), ${cache.invalidations} invalidations, ${cache.storeErrors} store errors`,
     `pg pool clients leaked by drizzle (BEGIN failed, drizzle-orm#6023): ${result.leakedPgClients}`,
   ];
   if (result.errors.length > 0) {

@@ -44,6 +44,12 @@ export interface RigOptions {
    * them and the checker must report stale reads. Proves the harness can see staleness.
    */
   bypassWrites?: boolean;
+  /**
+   * Short TTLs with every TTL strategy (jitter, sliding, early refresh, grace, serving stale on
+   * database errors) on the cache-aside and write-through tables, so entries expire, slide and
+   * refresh all through the run. None of it may ever serve a value older than a write.
+   */
+  freshness?: boolean;
 }
 
 /** Two app instances (own Redis connection, own pg pool, own cache) over one Redis and one schema. */
@@ -109,7 +115,7 @@ export async function startRig(options: RigOptions, recorder: Recorder): Promise
     });
     if (options.redisServer?.setup) await options.redisServer.setup(admins[0] as Redis);
 
-    const policy = policyOf(sets, `chaos-${randomBytes(4).toString('hex')}`);
+    const policy = policyOf(sets, `chaos-${randomBytes(4).toString('hex')}`, options.freshness === true);
     const instances: Instance[] = [];
     for (const name of ['a', 'b']) {
       const client = connect(name);

@@ -28,6 +28,8 @@ export interface ChaosOptions extends RigOptions {
 /** Aggregated cache figures of both instances. */
 export interface CacheFigures {
   hits: number;
+  /** Expired entries served within grace (TTL strategies). */
+  stale: number;
   misses: number;
   bypasses: number;
   fills: number;
@@ -185,6 +187,7 @@ async function readFinal(
 function figures(stats: CacheStats[]): CacheFigures {
   const out: CacheFigures = {
     hits: 0,
+    stale: 0,
     misses: 0,
     bypasses: 0,
     fills: 0,
@@ -196,6 +199,7 @@ function figures(stats: CacheStats[]): CacheFigures {
     out.storeErrors += s.storeErrors;
     for (const t of Object.values(s.tables)) {
       out.hits += t.hits;
+      out.stale += t.stale;
       out.misses += t.misses;
       out.bypasses += t.bypasses;
       out.fills += t.fills;

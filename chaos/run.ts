@@ -1,7 +1,7 @@
 /**
  * `npm run chaos -- --ops 100000 --workers 8 --seconds 600 --seed 1 [--patterns cache-aside,none]
  * [--faults redis-restart,redis-freeze,redis-client-kill,pg-terminate|none] [--fault-interval 1000]
- * [--cluster 3]`: a randomized workload through
+ * [--cluster 3] [--freshness] [--items 300]`: a randomized workload through
  * two tablecache instances with Redis and PostgreSQL faults, then a consistency check of its history.
  * Exits 1 when the checker finds a stale read, a lost or duplicated write, or any other anomaly.
  */
@@ -11,6 +11,7 @@ import { startRedisCluster } from '../test/stores/redis-cluster-harness.js';
 import { FAULT_KINDS, type FaultKind } from './faults.js';
 import { formatResult, isClean } from './report.js';
 import { runChaos } from './run-chaos.js';
+import { DEFAULT_KEYS } from './tables.js';
 
 const { values } = parseArgs({
   options: {
@@ -24,6 +25,8 @@ const { values } = parseArgs({
     'store-timeout': { type: 'string' },
     excerpts: { type: 'string', default: '5' },
     cluster: { type: 'string' },
+    freshness: { type: 'boolean', default: false },
+    items: { type: 'string' },
   },
 });
 
@@ -44,6 +47,11 @@ const result = await runChaos({
   faults: faults as FaultKind[],
   faultIntervalMs: Number(values['fault-interval']),
   storeTimeout: values['store-timeout'] as `${number}ms` | undefined,
+  freshness: values.freshness,
+  // --items N: a larger key space (N item rows, 80% seeded), so rows age between writes.
+  ...(values.items
+    ? { keys: { ...DEFAULT_KEYS, items: Number(values.items), seeded: Math.floor(Number(values.items) * 0.8) } }
+    : {}),
   log: (line) => console.log(line),
   ...(cluster ? { cluster: cluster.ports.map((port) => ({ host: '127.0.0.1', port })) } : {}),
 }).finally(() => cluster?.stop());

@@ -1,6 +1,6 @@
 import { integer, pgTable, text } from 'drizzle-orm/pg-core';
 import { buildCatalog } from '../adapters/drizzle/index.js';
-import { createCache, definePolicy, type Pattern, type Policy } from '../src/index.js';
+import { createCache, definePolicy, type Pattern, type Policy, type TablePolicy } from '../src/index.js';
 import { memoryStore } from '../stores/memory.js';
 import type { TableModel } from './history.js';
 
@@ -90,12 +90,29 @@ export function schemaOf(sets: readonly PatternTables[]): Record<string, unknown
   return schema;
 }
 
-/** The policy of a table set (namespace per run, so runs sharing a Redis never meet). */
-export function policyOf(sets: readonly PatternTables[], namespace: string): Policy {
-  const tables: Record<string, { pattern: Pattern; ttl: '10m' }> = {};
+/** The TTL strategies of a `--freshness` run: every one of them, on short TTLs. */
+const FRESHNESS_ENTRY = {
+  ttl: '300ms',
+  ttlJitter: 0.3,
+  sliding: { maxAge: '1s' },
+  earlyRefresh: { beta: 2 },
+  grace: '2s',
+  serveStaleOnDbError: true,
+} as const;
+
+/**
+ * The policy of a table set (namespace per run, so runs sharing a Redis never meet). With
+ * `freshness`, cache-aside and write-through tables use every TTL strategy on short TTLs.
+ */
+export function policyOf(sets: readonly PatternTables[], namespace: string, freshness = false): Policy {
+  const tables: Record<string, TablePolicy<never>> = {};
   for (const s of sets) {
-    tables[s.itemsName] = { pattern: s.pattern, ttl: '10m' };
-    tables[s.countersName] = { pattern: s.pattern, ttl: '10m' };
+    const strategies = freshness && (s.pattern === 'cache-aside' || s.pattern === 'write-through');
+    const entry: TablePolicy<never> = strategies
+      ? { pattern: s.pattern, ...FRESHNESS_ENTRY }
+      : { pattern: s.pattern, ttl: '10m' };
+    tables[s.itemsName] = entry;
+    tables[s.countersName] = entry;
   }
   return definePolicy({ namespace, version: 1, defaults: { pattern: 'none' }, tables });
 }
