@@ -1,7 +1,9 @@
 /**
  * The database side of write-back on a Drizzle PostgreSQL session: parameterized multi-row
  * statements (identifiers from the schema, quoted; casts from the parsed column types; every
- * value a bound `$n` parameter), run through the unwrapped session's `prepareQuery`.
+ * value a bound parameter), run through the unwrapped session's `prepareQuery`. Batches travel as
+ * one text-array parameter per column, unnested by the statement: its text does not grow with the
+ * row count, and the server parses a few parameters instead of one per cell.
  */
 import type { ColumnOp, RowPlan } from '../../src/write-back/coalesce.js';
 import { fieldValue, rowIdentity } from '../../src/write-back/ops.js';
@@ -15,6 +17,7 @@ import type {
   SinkTransactionOptions,
   WriteBackSink,
 } from '../../src/write-back/sink.js';
+import { textArrayLiteral } from './pg-array.js';
 
 /** The bookkeeping table the flusher creates: the newest applied stream id per namespace and table. */
 export const OFFSETS_TABLE = 'tablecache_write_back_offsets';
@@ -44,6 +47,8 @@ interface Query {
 
 /** Parameters per statement stay well below PostgreSQL's limit of 65535. */
 const MAX_PARAMS = 30_000;
+/** Rows per array statement: big enough to amortize a round trip, small enough to bound one message. */
+const ROWS_PER_STATEMENT = 5_000;
 const UTC_ZONES = new Set([
   'utc',
   'etc/utc',
@@ -124,9 +129,12 @@ export function drizzleSink(session: SinkSession): WriteBackSink {
     async transaction<T>(options: SinkTransactionOptions, fn: (tx: SinkTransaction) => Promise<T>): Promise<T> {
       await ensureBookkeeping();
       return session.transaction(async (tx) => {
-        const ms = (n: number) => Math.max(1, Math.round(n));
-        await run(tx.session, { sql: `set local lock_timeout = ${ms(options.lockTimeoutMs)}`, params: [] });
-        await run(tx.session, { sql: `set local statement_timeout = ${ms(options.statementTimeoutMs)}`, params: [] });
+        const ms = (n: number) => String(Math.max(1, Math.round(n)));
+        // set_config(..., true) is SET LOCAL: both timeouts in one round trip.
+        await run(tx.session, {
+          sql: "select set_config('lock_timeout', $1, true), set_config('statement_timeout', $2, true)",
+          params: [ms(options.lockTimeoutMs), ms(options.statementTimeoutMs)],
+        });
         return fn(sinkTransaction(tx));
       });
     },
@@ -151,13 +159,10 @@ function sinkTransaction(tx: SinkTransactionHandle): SinkTransaction {
   const offsets = ident(OFFSETS_TABLE);
   return {
     async lockOffset(namespace, table): Promise<Offset> {
-      await run(tx.session, {
-        sql: `insert into ${offsets} (namespace, table_name, last_id, epoch) values ($1, $2, '', 0) on conflict (namespace, table_name) do nothing`,
-        params: [namespace, table],
-      });
+      // Creates the row or locks the existing one (DO UPDATE takes the row lock, like FOR UPDATE).
       const [row] = rowsOf(
         await run(tx.session, {
-          sql: `select last_id, epoch::text as epoch from ${offsets} where namespace = $1 and table_name = $2 for update`,
+          sql: `insert into ${offsets} as o (namespace, table_name, last_id, epoch) values ($1, $2, '', 0) on conflict (namespace, table_name) do update set last_id = o.last_id returning o.last_id, o.epoch::text as epoch`,
           params: [namespace, table],
         }),
       );
@@ -200,17 +205,8 @@ async function applyPlans(session: SinkSession, table: SinkTable, plans: readonl
       }
       if (round.upd && round.upd.size > 0) addUpdate(updates, plan.pk, round.upd);
     }
-    const perKey = table.primaryKey.length;
-    for (let i = 0; i < deletes.length; ) {
-      const chunk = deletes.slice(i, i + Math.floor(MAX_PARAMS / perKey));
-      i += chunk.length;
-      const q = new Builder().add(`delete from ${tableRef(table)} where `);
-      keyMatch(
-        q,
-        table,
-        chunk.map((p) => p.pk),
-      );
-      affected += affectedOf(await run(session, q.query()));
+    for (let i = 0; i < deletes.length; i += ROWS_PER_STATEMENT) {
+      affected += await deleteRows(session, table, deletes.slice(i, i + ROWS_PER_STATEMENT));
     }
     const conflicts = new Map<string, { pk: string[]; ops: Map<string, ColumnOp> }[]>();
     for (const [kind, rows] of inserts) {
@@ -252,6 +248,19 @@ function addUpdate(
   groups.set(signature, list);
 }
 
+async function deleteRows(session: SinkSession, table: SinkTable, plans: readonly RowPlan[]): Promise<number> {
+  const types = new Map(table.columns.map((c) => [c.name, c.type.cast]));
+  const pk = table.primaryKey;
+  const q = new Builder();
+  const source = arraySelect(
+    q,
+    pk.map((c, i) => ({ alias: `"k${i}"`, cast: types.get(c) as string, values: plans.map((p) => p.pk[i] as string) })),
+  );
+  const target = pk.length === 1 ? ident(pk[0] as string) : `(${pk.map(ident).join(', ')})`;
+  return affectedOf(await run(session, q.add(`delete from ${tableRef(table)} where ${target} in (${source})`).query()));
+}
+
+/** Insert rows of one kind; rows that leave the same columns to their DEFAULT share statements. */
 async function insertRows(
   session: SinkSession,
   table: SinkTable,
@@ -262,38 +271,46 @@ async function insertRows(
   const fills: Fill[] = [];
   const inserted = new Set<string>();
   let affected = 0;
-  const { columns } = table;
-  const chunkSize = Math.max(1, Math.floor(MAX_PARAMS / columns.length));
-  const columnList = columns.map((c) => ident(c.name)).join(', ');
-  for (let start = 0; start < plans.length; start += chunkSize) {
-    const chunk = plans.slice(start, start + chunkSize);
-    const unknown = new Set<string>();
-    const q = new Builder().add(`insert into ${tableRef(table)} (${columnList}) values `);
-    chunk.forEach((plan, n) => {
-      const values = plan.rounds[round]?.ins?.values;
-      const cells = columns.map((c) => {
-        const f = values?.get(c.name) ?? 'u';
-        if (f === 'u') {
-          unknown.add(c.name);
-          return 'default';
-        }
-        return q.param(fieldValue(f) ?? null, c.type.cast);
-      });
-      q.add(`${n > 0 ? ', ' : ''}(${cells.join(', ')})`);
-    });
-    if (kind !== 'ins') q.add(` on conflict (${table.primaryKey.map(ident).join(', ')}) do nothing`);
-    const filled = columns.filter((c) => unknown.has(c.name)).map((c) => c.name);
+  const groups = new Map<string, Map<string, string>[]>();
+  for (const plan of plans) {
+    const values = plan.rounds[round]?.ins?.values ?? new Map<string, string>();
+    let signature = '';
+    for (const c of table.columns) signature += (values.get(c.name) ?? 'u') === 'u' ? 'd' : 'v';
+    const group = groups.get(signature);
+    if (group) group.push(values);
+    else groups.set(signature, [values]);
+  }
+  const conflict = kind === 'ins' ? '' : ` on conflict (${table.primaryKey.map(ident).join(', ')}) do nothing`;
+  for (const [signature, group] of groups) {
+    const given = table.columns.filter((_, i) => signature[i] === 'v');
+    const filled = table.columns.filter((_, i) => signature[i] === 'd').map((c) => c.name);
     const wantReturn = filled.length > 0 || kind === 'ups';
-    if (wantReturn) q.add(` returning ${returningList(table, filled, undefined)}`);
-    const result = await run(session, q.query());
-    affected += affectedOf(result);
-    if (!wantReturn) continue;
-    for (const row of rowsOf(result)) {
-      const pk = table.primaryKey.map((_, i) => String(row[`k${i}`]));
-      inserted.add(rowIdentity(pk));
-      filled.forEach((c, i) => {
-        fills.push({ pk, column: c, value: textOf(row[`f${i}`]) });
-      });
+    const returning = wantReturn ? ` returning ${returningList(table, filled, undefined)}` : '';
+    for (let start = 0; start < group.length; start += ROWS_PER_STATEMENT) {
+      const rows = group.slice(start, start + ROWS_PER_STATEMENT);
+      const q = new Builder().add(`insert into ${tableRef(table)} `);
+      if (given.length === 0) q.add(`select from generate_series(1, ${q.param(String(rows.length), 'integer')})`);
+      else {
+        const source = arraySelect(
+          q,
+          given.map((c, i) => ({
+            alias: `"a${i}"`,
+            cast: c.type.cast,
+            values: rows.map((v) => fieldValue(v.get(c.name) as string) ?? null),
+          })),
+        );
+        q.add(`(${given.map((c) => ident(c.name)).join(', ')}) ${source}`);
+      }
+      const result = await run(session, q.add(conflict + returning).query());
+      affected += affectedOf(result);
+      if (!wantReturn) continue;
+      for (const row of rowsOf(result)) {
+        const pk = table.primaryKey.map((_, i) => String(row[`k${i}`]));
+        inserted.add(rowIdentity(pk));
+        filled.forEach((c, i) => {
+          fills.push({ pk, column: c, value: textOf(row[`f${i}`]) });
+        });
+      }
     }
   }
   return { fills, affected, inserted };
@@ -319,26 +336,25 @@ async function updateRows(
       return `${ident(c)} = ${v}."v${carried.indexOf(c)}"`;
     })
     .join(', ');
-  const aliases = [...table.primaryKey.map((_, i) => `"k${i}"`), ...carried.map((_, i) => `"v${i}"`)].join(', ');
   const match = table.primaryKey.map((c, i) => `${t}.${ident(c)} = ${v}."k${i}"`).join(' and ');
   const pkTypes = table.primaryKey.map((c) => types.get(c) as string);
-  const chunkSize = Math.max(1, Math.floor(MAX_PARAMS / (pkTypes.length + carried.length)));
   const fills: Fill[] = [];
   let affected = 0;
-  for (let start = 0; start < rows.length; start += chunkSize) {
-    const chunk = rows.slice(start, start + chunkSize);
-    const q = new Builder().add(`update ${tableRef(table)} as ${t} set ${assignments} from (values `);
-    chunk.forEach((row, n) => {
-      const cells = [
-        ...row.pk.map((p, i) => q.param(p, pkTypes[i] as string)),
-        ...carried.map((c) => {
-          const op = row.ops.get(c) as ColumnOp;
-          return q.param('delta' in op ? op.delta : (fieldValue(op.set) ?? null), types.get(c) as string);
+  for (let start = 0; start < rows.length; start += ROWS_PER_STATEMENT) {
+    const chunk = rows.slice(start, start + ROWS_PER_STATEMENT);
+    const q = new Builder();
+    const source = arraySelect(q, [
+      ...pkTypes.map((cast, i) => ({ alias: `"k${i}"`, cast, values: chunk.map((r) => r.pk[i] as string) })),
+      ...carried.map((c, i) => ({
+        alias: `"v${i}"`,
+        cast: types.get(c) as string,
+        values: chunk.map((r) => {
+          const op = r.ops.get(c) as ColumnOp;
+          return 'delta' in op ? op.delta : (fieldValue(op.set) ?? null);
         }),
-      ];
-      q.add(`${n > 0 ? ', ' : ''}(${cells.join(', ')})`);
-    });
-    q.add(`) as ${v} (${aliases}) where ${match}`);
+      })),
+    ]);
+    q.add(`update ${tableRef(table)} as ${t} set ${assignments} from (${source}) as ${v} where ${match}`);
     if (defaults.length > 0) q.add(` returning ${returningList(table, defaults, t)}`);
     const result = await run(session, q.query());
     affected += affectedOf(result);
@@ -372,9 +388,33 @@ class Builder {
     return `$${this.params.length}::text::${cast}`;
   }
 
+  /** A column of values as one text-array parameter (see pg-array.ts). */
+  array(values: readonly (string | null)[]): string {
+    this.params.push(textArrayLiteral(values));
+    return `$${this.params.length}::text::text[]`;
+  }
+
   query(): Query {
     return { sql: this.text, params: this.params };
   }
+}
+
+/** One column of a batch: its alias in the row source, the cast target, a value per row. */
+interface ArrayColumn {
+  readonly alias: string;
+  readonly cast: string;
+  readonly values: readonly (string | null)[];
+}
+
+/**
+ * `select "__tc_u"."a0"::cast as "a0", ... from unnest($1::text::text[], ...) as "__tc_u" ("a0", ...)`:
+ * the rows of a batch, each element through its column type's input function (as `$n::text::cast`).
+ */
+function arraySelect(q: Builder, columns: readonly ArrayColumn[]): string {
+  const u = '"__tc_u"';
+  const list = columns.map((c) => `${u}.${c.alias}::${c.cast} as ${c.alias}`).join(', ');
+  const arrays = columns.map((c) => q.array(c.values)).join(', ');
+  return `select ${list} from unnest(${arrays}) as ${u} (${columns.map((c) => c.alias).join(', ')})`;
 }
 
 /** `pk::text as k0, ..., column::text as f0, ...` (qualified by `alias` when given). */

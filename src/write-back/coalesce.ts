@@ -82,7 +82,9 @@ function fold(plan: RowPlan, write: RowWrite): void {
     else next({ del: false, upd: mergeOps(new Map(), write.s ?? []) ?? new Map() });
     return;
   }
-  const stage: InsertStage = { kind: write.k, values: new Map((write.v ?? []).map((c) => [c.c, c.v])) };
+  const values = new Map<string, string>();
+  for (const c of write.v ?? []) values.set(c.c, c.v);
+  const stage: InsertStage = { kind: write.k, values };
   if (write.k === 'ups') stage.conflict = mergeOps(new Map(), write.s ?? []) ?? new Map();
   const insertable = state === 'absent' || (state === 'unknown' && !round.upd);
   if (insertable) {

@@ -12,7 +12,7 @@ import type { Telemetry } from '../telemetry.js';
 import { coalesce, type RowPlan } from './coalesce.js';
 import { deadLetterText, FencedError, isRowError, LeaseLostError, logText } from './failures.js';
 import type { WriteBackJournal } from './journal.js';
-import { compareStreamIds, decodePayload, field, type RowWrite, streamIdMs } from './ops.js';
+import { type Change, compareStreamIds, decodePayload, field, type RowWrite, streamIdMs } from './ops.js';
 import type { Fill, SinkTransaction, WriteBackSink } from './sink.js';
 import type { WriteBackTable } from './tables.js';
 
@@ -421,12 +421,19 @@ async function isolateRows(
 /** Rejects an entry naming columns the table does not have (schema drift, corruption). */
 function checkWrite(table: WriteBackTable, write: RowWrite): void {
   if (write.pk.length !== table.info.primaryKey.length) throw new TypeError('primary key arity differs from the table');
-  for (const list of [write.v ?? [], write.s ?? []]) {
-    const seen = new Set<string>();
-    for (const c of list) {
-      if (!table.columns.has(c.c)) throw new TypeError(`unknown column ${JSON.stringify(c.c)}`);
-      if (seen.has(c.c)) throw new TypeError(`column ${JSON.stringify(c.c)} appears twice`);
-      seen.add(c.c);
+  for (const list of [write.v, write.s]) {
+    if (!list) continue;
+    // A short list is scanned for repeats: cheaper than a Set per entry.
+    const seen = list.length > 16 ? new Set<string>() : undefined;
+    for (let i = 0; i < list.length; i++) {
+      const c = (list[i] as Change).c;
+      if (!table.columns.has(c)) throw new TypeError(`unknown column ${JSON.stringify(c)}`);
+      let twice = false;
+      if (seen) {
+        twice = seen.has(c);
+        seen.add(c);
+      } else for (let j = 0; j < i && !twice; j++) twice = (list[j] as Change).c === c;
+      if (twice) throw new TypeError(`column ${JSON.stringify(c)} appears twice`);
     }
   }
 }

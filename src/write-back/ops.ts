@@ -71,38 +71,51 @@ export function encodePayload(write: RowWrite): string {
 
 const KINDS = new Set<string>(['ins', 'insn', 'ups', 'upd', 'del']);
 
+const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
 /** Parses a payload; throws on anything that is not a well-formed write. */
 export function decodePayload(payload: string): RowWrite {
   const value: unknown = JSON.parse(payload);
   if (typeof value !== 'object' || value === null) throw new TypeError('payload is not an object');
   const w = value as Partial<RowWrite>;
   if (typeof w.k !== 'string' || !KINDS.has(w.k)) throw new TypeError('payload has no valid kind');
-  if (!Array.isArray(w.pk) || w.pk.length === 0 || !w.pk.every((p) => typeof p === 'string')) {
-    throw new TypeError('payload has no valid primary key');
+  const pk = w.pk;
+  if (!Array.isArray(pk) || pk.length === 0) throw new TypeError('payload has no valid primary key');
+  for (let i = 0; i < pk.length; i++) {
+    if (typeof pk[i] !== 'string') throw new TypeError('payload has no valid primary key');
   }
-  const changes = (list: unknown): Change[] | undefined => {
-    if (list === undefined) return undefined;
-    if (!Array.isArray(list)) throw new TypeError('payload changes are not a list');
-    return list.map((c: unknown) => {
-      const ch = c as Partial<Change>;
-      if ((ch.k !== 's' && ch.k !== 'd') || typeof ch.c !== 'string' || typeof ch.v !== 'string') {
-        throw new TypeError('payload has a malformed change');
-      }
-      return { k: ch.k, c: ch.c, v: ch.v };
-    });
-  };
-  const out: RowWrite = { k: w.k, pk: w.pk };
-  const v = changes(w.v);
-  const s = changes(w.s);
-  if (v) out.v = v;
-  if (s) out.s = s;
-  if (typeof w.tp === 'string' && /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/.test(w.tp)) out.tp = w.tp;
+  const out: RowWrite = { k: w.k, pk };
+  if (w.v !== undefined) out.v = changesOf(w.v);
+  if (w.s !== undefined) out.s = changesOf(w.s);
+  if (typeof w.tp === 'string' && TRACEPARENT.test(w.tp)) out.tp = w.tp;
+  return out;
+}
+
+/** The changes of a payload, copied without anything but `k`, `c` and `v`. */
+function changesOf(list: unknown): Change[] {
+  if (!Array.isArray(list)) throw new TypeError('payload changes are not a list');
+  const out = new Array<Change>(list.length);
+  for (let i = 0; i < list.length; i++) {
+    const ch = list[i] as Partial<Change> | null;
+    if (
+      typeof ch !== 'object' ||
+      ch === null ||
+      (ch.k !== 's' && ch.k !== 'd') ||
+      typeof ch.c !== 'string' ||
+      typeof ch.v !== 'string'
+    ) {
+      throw new TypeError('payload has a malformed change');
+    }
+    out[i] = { k: ch.k, c: ch.c, v: ch.v };
+  }
   return out;
 }
 
 /** The identity of a row inside its table: the primary-key texts joined unambiguously. */
 export function rowIdentity(pk: readonly string[]): string {
-  return pk.map((p) => `${p.length}:${p}`).join('');
+  let out = '';
+  for (const p of pk) out += `${p.length}:${p}`;
+  return out;
 }
 
 /** Compares two stream ids (`ms-seq`): -1, 0 or 1. */
