@@ -147,3 +147,29 @@ function mergeOps(ops: Map<string, ColumnOp>, changes: readonly Change[]): Map<s
   }
   return out;
 }
+
+/**
+ * Splits writes (in stream order) into consecutive runs of at least `size` entries (the last may be
+ * shorter) such that every row's writes fall in one run: each run folds exactly as it would inside
+ * the whole batch, and is a prefix-closed range of stream ids a transaction can commit on its own.
+ */
+export function splitByRows<T extends { write: RowWrite }>(entries: readonly T[], size: number): T[][] {
+  if (entries.length <= size) return [entries.slice()];
+  const identities = entries.map((e) => rowIdentity(e.write.pk));
+  const last = new Map<string, number>();
+  identities.forEach((id, i) => {
+    last.set(id, i);
+  });
+  const runs: T[][] = [];
+  let start = 0;
+  let reach = 0;
+  for (let i = 0; i < entries.length; i++) {
+    reach = Math.max(reach, last.get(identities[i] as string) as number);
+    if (reach === i && i + 1 - start >= size) {
+      runs.push(entries.slice(start, i + 1));
+      start = i + 1;
+    }
+  }
+  if (start < entries.length) runs.push(entries.slice(start));
+  return runs;
+}
