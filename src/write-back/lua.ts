@@ -37,8 +37,9 @@ local function loadrow(key, stamp)
   end
   return { f = f }
 end
-local function writerow(key, f, ttl)
-  redis.call('DEL', key)
+-- absent: the key is known not to exist (nothing to clear first).
+local function writerow(key, f, ttl, absent)
+  if not absent then redis.call('DEL', key) end
   local args = {}
   for k, v in pairs(f) do args[#args + 1] = k args[#args + 1] = v end
   redis.call('HSET', key, unpack(args))
@@ -170,15 +171,18 @@ end
  * ARGV[1]: the append spec. A request key that exists holds the result of a run already done.
  */
 export const APPEND = `${PRELUDE}${DECIMAL}${APPLY}
-local done = redis.call('GET', KEYS[5])
-if done then return done end
+-- One MGET: the request's earlier result, then both generation counters (the stamp).
+local head = redis.call('MGET', KEYS[5], KEYS[2], KEYS[3])
+if head[1] then return head[1] end
 local spec = cjson.decode(ARGV[1])
 local nrows = #spec.rows
-for i = 6 + nrows, #KEYS do redis.call('DEL', KEYS[i]) end
-local now = now_ms()
-local stamp = stamp_of(KEYS[2], KEYS[3])
+if #KEYS >= 6 + nrows then redis.call('DEL', unpack(KEYS, 6 + nrows, #KEYS)) end
+local stamp = (head[2] or '0') .. '|' .. (head[3] or '0')
+-- Store time, read only when a base token is checked or issued (TIME is a call of its own).
+local now = nil
+local function clock() if now == nil then now = now_ms() end return now end
 local base_ok = false
-if spec.t0 then base_ok = spec.st == stamp and (now - tonumber(spec.t0)) < tonumber(spec.ttl) end
+if spec.t0 then base_ok = spec.st == stamp and (clock() - tonumber(spec.t0)) < tonumber(spec.ttl) end
 local want = spec.want
 local states, order, dirty = {}, {}, {}
 local need, susp, unk, bad = {}, {}, {}, {}
@@ -186,11 +190,12 @@ local badstatus = nil
 local results, journal, pending = {}, {}, {}
 for i, r in ipairs(spec.rows) do
   local key = KEYS[5 + i]
+  local w = r.w
   local h = states[key]
   if h == nil then
     h = loadrow(key, stamp)
     if h == nil then
-      if r.w.k == 'ins' then h = { f = { x = '0' }, fresh = true }
+      if w.k == 'ins' then h = { f = { x = '0' }, fresh = true }
       elseif r.b and base_ok then h = { f = copy(r.b), fresh = true } end
     end
     if h then states[key] = h order[#order + 1] = key if h.fresh then dirty[key] = true end end
@@ -199,8 +204,8 @@ for i, r in ipairs(spec.rows) do
   elseif h.suspect then susp[#susp + 1] = i
   else
     local before = nil
-    if want and r.w.k == 'del' then before = copy(h.f) end
-    local status, count = apply(h.f, r.w)
+    if want and w.k == 'del' then before = copy(h.f) end
+    local status, count = apply(h.f, w)
     if status == 'unknown' then unk[#unk + 1] = i
     elseif status ~= 'ok' then bad[#bad + 1] = i badstatus = badstatus or status
     else
@@ -219,7 +224,7 @@ for i, r in ipairs(spec.rows) do
     end
   end
 end
-if #need > 0 then return cjson.encode({ s = 'need', r = need, t0 = fmt(now), st = stamp }) end
+if #need > 0 then return cjson.encode({ s = 'need', r = need, t0 = fmt(clock()), st = stamp }) end
 if #susp > 0 then return cjson.encode({ s = 'suspect', r = susp }) end
 if #unk > 0 then return cjson.encode({ s = 'unknown', r = unk }) end
 if #bad > 0 then return cjson.encode({ s = badstatus, r = bad }) end
@@ -230,12 +235,15 @@ for _, key in ipairs(order) do
     local f = states[key].f
     f.n = fmt(tonumber(f.n or '0') + (pending[key] or 0))
     f.e = stamp
-    writerow(key, f, spec.ttl)
+    writerow(key, f, spec.ttl, states[key].fresh)
   end
 end
-for _, p in ipairs(journal) do redis.call('XADD', KEYS[1], '*', 'p', p) end
+local last = nil
+for _, p in ipairs(journal) do last = redis.call('XADD', KEYS[1], '*', 'p', p) end
 if spec.dlq then redis.call('XDEL', KEYS[4], spec.dlq) end
-local result = cjson.encode({ s = 'ok', r = results, len = fmt(len + #journal), now = fmt(now) })
+-- The store time of an append that journaled is its entry id's milliseconds (no TIME call).
+local at = last and string.match(last, '^(%d+)') or fmt(clock())
+local result = cjson.encode({ s = 'ok', r = results, len = fmt(len + #journal), now = at })
 redis.call('SET', KEYS[5], result, 'PX', 3600000)
 return result
 `;
@@ -275,7 +283,7 @@ for i = 3, #KEYS do
     local f = copy(spec.b[i - 2])
     f.n = '0'
     f.e = stamp
-    writerow(KEYS[i], f, spec.ttl)
+    writerow(KEYS[i], f, spec.ttl, true)
     out[#out + 1] = { k = 'h', f = cols(f, spec.want) }
   else out[#out + 1] = { k = 's' } end
 end
