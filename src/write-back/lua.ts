@@ -168,7 +168,9 @@ end
 
 /**
  * KEYS: stream, generation, row generation, dlq, request, rows..., forgotten requests...;
- * ARGV[1]: the append spec. A request key that exists holds the result of a run already done.
+ * ARGV[1]: the append spec, ARGV[1 + i]: row i's payload (the stream entry, and the write itself
+ * unless the spec's row carries it as `w`). A request key that exists holds the result of a run
+ * already done.
  */
 export const APPEND = `${PRELUDE}${DECIMAL}${APPLY}
 -- One MGET: the request's earlier result, then both generation counters (the stamp).
@@ -190,7 +192,8 @@ local badstatus = nil
 local results, journal, pending = {}, {}, {}
 for i, r in ipairs(spec.rows) do
   local key = KEYS[5 + i]
-  local w = r.w
+  -- The write travels once, as its payload, unless it carries delta bounds the payload leaves out.
+  local w = r.w or cjson.decode(ARGV[1 + i])
   local h = states[key]
   if h == nil then
     h = loadrow(key, stamp)
@@ -216,7 +219,7 @@ for i, r in ipairs(spec.rows) do
         if want and count > 0 then res.f = cols(shown, want) end
         results[i] = res
         if count > 0 then
-          journal[#journal + 1] = r.p
+          journal[#journal + 1] = ARGV[1 + i]
           pending[key] = (pending[key] or 0) + 1
           dirty[key] = true
         end

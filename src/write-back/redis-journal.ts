@@ -15,6 +15,7 @@ import type {
   WriteBackJournal,
 } from './journal.js';
 import * as lua from './lua.js';
+import type { Change, RowWrite } from './ops.js';
 
 /** A Lua script with its SHA1, for EVALSHA. */
 export interface LuaScript {
@@ -90,9 +91,13 @@ export function redisJournal(runner: ScriptRunner): WriteBackJournal {
       const spec: Record<string, unknown> = {
         m: String(request.maxPending),
         ttl: String(Math.max(1, Math.ceil(request.ttlMs))),
-        rows: request.rows.map((r) =>
-          r.base ? { w: r.write, p: r.payload, b: r.base } : { w: r.write, p: r.payload },
-        ),
+        // Payloads go as arguments of their own; the write too only when it has delta bounds.
+        rows: request.rows.map((r) => {
+          const row: { w?: RowWrite; b?: Fields } = {};
+          if (hasBounds(r.write)) row.w = r.write;
+          if (r.base) row.b = r.base;
+          return row;
+        }),
       };
       if (request.token) {
         spec.t0 = String(request.token.t0);
@@ -119,7 +124,7 @@ export function redisJournal(runner: ScriptRunner): WriteBackJournal {
             ...request.rows.map((r) => r.row),
             ...(request.forget ?? []).map((id) => `${keys.requests}${id}`),
           ],
-          [JSON.stringify(spec)],
+          [JSON.stringify(spec), ...request.rows.map((r) => r.payload)],
         ),
       );
       return appendResultOf(reply);
@@ -275,6 +280,13 @@ export function redisJournal(runner: ScriptRunner): WriteBackJournal {
 
     durability: () => runner.durability(),
   };
+}
+
+/** Whether a write has delta bounds, which its payload leaves out. */
+function hasBounds(write: RowWrite): boolean {
+  const bounded = (list: readonly Change[] | undefined) =>
+    list?.some((c) => c.lo !== undefined || c.hi !== undefined) ?? false;
+  return bounded(write.v) || bounded(write.s);
 }
 
 const DLQ_DROP = script(`return redis.call('XDEL', KEYS[1], unpack(ARGV))`);
