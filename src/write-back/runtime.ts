@@ -8,6 +8,7 @@ import { hostname } from 'node:os';
 import { type Duration, parseDuration } from '../duration.js';
 import { CacheError, WriteBackError } from '../errors.js';
 import type { Telemetry } from '../telemetry.js';
+import { AppendBatcher } from './batcher.js';
 import { coalesce } from './coalesce.js';
 import { Flusher, type FlusherHooks } from './flusher.js';
 import type { AppendResult, BaseToken, DeadLetter, Fields, JournalStatus, WriteBackJournal } from './journal.js';
@@ -73,6 +74,9 @@ export interface TableStatus extends JournalStatus {
 }
 
 const MAX_ATTEMPTS = 8;
+/** Answered request ids are forgotten once this many accumulated, at most FORGET_MAX per append. */
+const FORGET_EVERY = 16;
+const FORGET_MAX = 64;
 const FULL_POLL_MS = 50;
 
 /** The write-back runtime of one cache. */
@@ -86,6 +90,8 @@ export class WriteBackRuntime {
   private stopped = false;
   /** Per table, appends whose replies arrived: the next append there lets the journal forget them. */
   private readonly answered = new Map<string, string[]>();
+  /** Per table, the appends concurrent statements share. */
+  private readonly batchers = new Map<string, AppendBatcher>();
 
   constructor(private readonly deps: WriteBackDeps) {
     this.tables = new Map(deps.tables.map((t) => [t.id, t]));
@@ -156,39 +162,29 @@ export class WriteBackRuntime {
     writes: readonly RowWrite[],
     options: { want?: readonly string[] | undefined; dlqEntry?: string | undefined } = {},
   ): Promise<WriteOutcome> {
-    const { journal, telemetry } = this.deps;
+    const { telemetry } = this.deps;
     const traceparent = telemetry.traceparent();
     const stamped = traceparent ? writes.map((w) => ({ ...w, tp: traceparent })) : writes;
     let token: BaseToken | undefined;
     let bases = new Map<number, Fields>();
     const deadline = Date.now() + this.waitTimeoutMs;
+    // A first attempt without RETURNING may share its append with concurrent statements.
+    let shared = options.want === undefined && options.dlqEntry === undefined;
     for (let attempt = 0; attempt < MAX_ATTEMPTS; ) {
-      const requestId = randomUUID();
-      let answered = this.answered.get(table.id);
-      if (!answered) {
-        answered = [];
-        this.answered.set(table.id, answered);
+      let result: AppendResult | undefined;
+      if (shared) {
+        shared = false;
+        result = await appendOrUnknown(table.id, () => this.batcherOf(table).submit(stamped));
       }
-      const forget = answered.splice(0, 64);
-      const result: AppendResult = await appendOrUnknown(table.id, () =>
-        journal.append({
-          keys: table.keys,
-          requestId,
-          forget,
-          rows: stamped.map((write, i) => ({
-            row: table.rowKey(write.pk),
-            write,
-            payload: encodePayload(write),
-            base: bases.get(i),
-          })),
-          maxPending: table.flush.maxPending,
-          ttlMs: table.ttlMs,
+      result ??= await appendOrUnknown(table.id, () =>
+        this.append(table, stamped, {
+          bases,
           token,
           want: options.want,
           dlqEntry: options.dlqEntry,
+          maxPending: table.flush.maxPending,
         }),
       );
-      if (result.status === 'ok') answered.push(requestId);
       switch (result.status) {
         case 'ok': {
           const journaled = result.rows.filter((r) => r.count > 0).length;
@@ -237,6 +233,57 @@ export class WriteBackRuntime {
       }
     }
     return { kind: 'sync', reason: 'contention' };
+  }
+
+  /** One journal append; its request id is forgotten by a later append once the reply arrived. */
+  private async append(
+    table: WriteBackTable,
+    writes: readonly RowWrite[],
+    o: {
+      bases?: ReadonlyMap<number, Fields> | undefined;
+      token?: BaseToken | undefined;
+      want?: readonly string[] | undefined;
+      dlqEntry?: string | undefined;
+      maxPending: number;
+    },
+  ): Promise<AppendResult> {
+    const requestId = randomUUID();
+    let answered = this.answered.get(table.id);
+    if (!answered) {
+      answered = [];
+      this.answered.set(table.id, answered);
+    }
+    // Forgetting costs the script a DEL: done for a few requests at a time (the rest expire in an hour).
+    const forget = answered.length >= FORGET_EVERY ? answered.splice(0, FORGET_MAX) : undefined;
+    const result = await this.deps.journal.append({
+      keys: table.keys,
+      requestId,
+      forget,
+      rows: writes.map((write, i) => ({
+        row: table.rowKey(write.pk),
+        write,
+        payload: encodePayload(write),
+        base: o.bases?.get(i),
+      })),
+      maxPending: o.maxPending,
+      ttlMs: table.ttlMs,
+      token: o.token,
+      want: o.want,
+      dlqEntry: o.dlqEntry,
+    });
+    if (result.status === 'ok') answered.push(requestId);
+    return result;
+  }
+
+  private batcherOf(table: WriteBackTable): AppendBatcher {
+    let batcher = this.batchers.get(table.id);
+    if (!batcher) {
+      batcher = new AppendBatcher((rows, spare) =>
+        this.append(table, rows, { maxPending: table.flush.maxPending - spare }),
+      );
+      this.batchers.set(table.id, batcher);
+    }
+    return batcher;
   }
 
   /**
@@ -532,7 +579,7 @@ function delay(ms: number): Promise<void> {
  * A journal append whose answer never came may still have been applied by Redis: the caller must
  * not blindly retry (an increment would count twice), so the error says the outcome is unknown.
  */
-async function appendOrUnknown(table: string, append: () => Promise<AppendResult>): Promise<AppendResult> {
+async function appendOrUnknown<T>(table: string, append: () => Promise<T>): Promise<T> {
   try {
     return await append();
   } catch (error) {
