@@ -37,8 +37,7 @@ export interface BuildContext {
 /** Converts a parsed write; see the module comment. */
 export function buildWrites(parsed: ParsedWrite, ctx: BuildContext): BuiltWrites | undefined {
   const { table } = ctx;
-  const columns = table.sink.columns.map((c) => c.name);
-  const returning = parsed.returning === '*' ? columns : parsed.returning;
+  const returning = parsed.returning === '*' ? table.sink.columns.map((c) => c.name) : parsed.returning;
   if (returning && !returning.every((c) => table.columns.has(c))) return undefined;
   if (parsed.kind === 'insert') return buildInsert(parsed, ctx, returning);
   const keys = keysOf(parsed.keys, ctx);
@@ -57,31 +56,30 @@ function buildInsert(
   returning: string[] | undefined,
 ): BuiltWrites | undefined {
   const { table } = ctx;
-  const pk = table.info.primaryKey;
-  if (new Set(parsed.columns).size !== parsed.columns.length) return undefined;
-  if (!parsed.columns.every((c) => table.columns.has(c))) return undefined;
+  const slots = insertSlots(parsed, table);
+  if (!slots) return undefined;
   let kind: RowWrite['k'] = 'ins';
   if (parsed.conflict) {
     // Only a conflict on the primary key is predictable: other unique constraints are not known here.
-    if (!parsed.conflict.target || !sameSet(parsed.conflict.target, pk)) return undefined;
+    if (!parsed.conflict.target || !sameSet(parsed.conflict.target, table.info.primaryKey)) return undefined;
     kind = parsed.conflict.action === 'nothing' ? 'insn' : 'ups';
   }
   const writes: RowWrite[] = [];
   for (const row of parsed.rows) {
     const values = new Map<string, string>();
+    const v: Change[] = [];
     let missingKey: string | undefined;
-    for (const c of table.sink.columns) {
-      const at = parsed.columns.indexOf(c.name);
+    for (const { name, type, at, isKey } of slots.columns) {
       const cell = at >= 0 ? (row[at] as Cell) : undefined;
-      const isKey = pk.includes(c.name);
       if (isKey && (cell === undefined || !('param' in cell))) {
-        missingKey ??= c.name;
+        missingKey ??= name;
         continue;
       }
-      const f = cell ? cellField(cell, c.name, c.type, ctx) : defaultField(c.name, c.type, ctx);
-      if (isKey && f === 'n') missingKey ??= c.name;
+      const f = cell ? cellField(cell, name, type, ctx) : defaultField(name, type, ctx);
+      if (isKey && f === 'n') missingKey ??= name;
       if (f === undefined) return undefined;
-      values.set(c.name, f);
+      values.set(name, f);
+      v.push(set(name, f));
     }
     if (missingKey !== undefined) {
       throw new WriteBackError(
@@ -89,13 +87,9 @@ function buildInsert(
         `an insert into write-back table "${table.id}" needs primary-key column "${missingKey}" up front (a value or a $defaultFn): the write is acknowledged before the database sees it`,
       );
     }
-    const key = pk.map((c) => (values.get(c) as string).slice(1));
+    const key = slots.key.map((i) => ((v[i] as Change).v as string).slice(1));
     if (returning?.some((c) => values.get(c) === 'u')) return undefined;
-    const write: RowWrite = {
-      k: kind,
-      pk: key,
-      v: table.sink.columns.map((c) => set(c.name, values.get(c.name) as string)),
-    };
+    const write: RowWrite = { k: kind, pk: key, v };
     if (parsed.conflict?.action === 'update') {
       const changes = changesOf(parsed.conflict.set, ctx, values);
       if (!changes) return undefined;
@@ -104,6 +98,40 @@ function buildInsert(
     writes.push(write);
   }
   return { command: 'INSERT', writes, returning };
+}
+
+/** Where each table column's value sits in an insert's rows, per statement shape and table. */
+interface InsertSlots {
+  /** Table columns in order: the index of their cell in a row (-1: DEFAULT), and whether a key column. */
+  readonly columns: readonly { name: string; type: ColumnType; at: number; isKey: boolean }[];
+  /** The index in `columns` of each primary-key column, in key order. */
+  readonly key: readonly number[];
+}
+
+const slotsByShape = new WeakMap<object, WeakMap<WriteBackTable, InsertSlots | null>>();
+
+/** The slots of an insert (memoized: parsed writes are shared per SQL text), null when columns repeat or are unknown. */
+function insertSlots(parsed: Extract<ParsedWrite, { kind: 'insert' }>, table: WriteBackTable): InsertSlots | null {
+  let byTable = slotsByShape.get(parsed);
+  if (!byTable) {
+    byTable = new WeakMap();
+    slotsByShape.set(parsed, byTable);
+  }
+  let slots = byTable.get(table);
+  if (slots === undefined) {
+    const pk = table.info.primaryKey;
+    const valid =
+      new Set(parsed.columns).size === parsed.columns.length && parsed.columns.every((c) => table.columns.has(c));
+    const columns = table.sink.columns.map((c) => ({
+      name: c.name,
+      type: c.type,
+      at: parsed.columns.indexOf(c.name),
+      isKey: pk.includes(c.name),
+    }));
+    slots = valid ? { columns, key: pk.map((c) => columns.findIndex((x) => x.name === c)) } : null;
+    byTable.set(table, slots);
+  }
+  return slots;
 }
 
 /** Primary keys of a predicate, deduplicated (the database touches each row once). */
