@@ -40,20 +40,29 @@ export class AppendBatcher {
    * shared append was refused because of it, or refused twice). Rejects when the store failed.
    */
   submit(writes: readonly RowWrite[]): Promise<AppendResult | undefined> {
+    if (this.inFlight < MAX_IN_FLIGHT && this.waiting.length === 0) {
+      // Nothing to share with: the statement's own append, without queueing.
+      this.inFlight++;
+      const sent = this.send(writes, 0);
+      sent.then(this.settled, this.settled);
+      return sent;
+    }
     return new Promise((resolve, reject) => {
       this.waiting.push({ writes, retried: false, resolve, reject });
       this.pump();
     });
   }
 
+  private readonly settled = (): void => {
+    this.inFlight--;
+    this.pump();
+  };
+
   private pump(): void {
     while (this.inFlight < MAX_IN_FLIGHT && this.waiting.length > 0) {
       const batch = this.take();
       this.inFlight++;
-      void this.run(batch).finally(() => {
-        this.inFlight--;
-        this.pump();
-      });
+      void this.run(batch).finally(this.settled);
     }
   }
 
