@@ -4,6 +4,7 @@
  * the script runner; this file never imports a Redis client.
  */
 import { createHash } from 'node:crypto';
+import { hasBounds } from './bounds.js';
 import type {
   AppendResult,
   ClaimResult,
@@ -15,7 +16,7 @@ import type {
   WriteBackJournal,
 } from './journal.js';
 import * as lua from './lua.js';
-import type { Change, RowWrite } from './ops.js';
+import type { RowWrite } from './ops.js';
 
 /** A Lua script with its SHA1, for EVALSHA. */
 export interface LuaScript {
@@ -280,13 +281,6 @@ export function redisJournal(runner: ScriptRunner): WriteBackJournal {
 
     durability: () => runner.durability(),
   };
-}
-
-/** Whether a write has delta bounds, which its payload leaves out. */
-function hasBounds(write: RowWrite): boolean {
-  const bounded = (list: readonly Change[] | undefined) =>
-    list?.some((c) => c.lo !== undefined || c.hi !== undefined) ?? false;
-  return bounded(write.v) || bounded(write.s);
 }
 
 const DLQ_DROP = script(`return redis.call('XDEL', KEYS[1], unpack(ARGV))`);
