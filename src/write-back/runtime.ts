@@ -9,6 +9,7 @@ import { type Duration, parseDuration } from '../duration.js';
 import { CacheError, WriteBackError } from '../errors.js';
 import type { Telemetry } from '../telemetry.js';
 import { AppendBatcher } from './batcher.js';
+import { hasBounds } from './bounds.js';
 import { coalesce } from './coalesce.js';
 import { Flusher, type FlusherHooks } from './flusher.js';
 import type { AppendResult, BaseToken, DeadLetter, Fields, JournalStatus, WriteBackJournal } from './journal.js';
@@ -262,7 +263,7 @@ export class WriteBackRuntime {
       rows: writes.map((write, i) => ({
         row: table.rowKey(write.pk),
         write,
-        payload: encodePayload(write),
+        payload: payloadOf(write),
         base: o.bases?.get(i),
       })),
       maxPending: o.maxPending,
@@ -569,6 +570,14 @@ export function primaryKeyTexts(table: WriteBackTable, pk: unknown, context: Nor
     }
     return text;
   });
+}
+
+/**
+ * A write's stream payload. Without delta bounds the write is its own payload (the adapters build
+ * writes in payload form), so it is serialized as is rather than copied first.
+ */
+function payloadOf(write: RowWrite): string {
+  return hasBounds(write) ? encodePayload(write) : JSON.stringify(write);
 }
 
 function delay(ms: number): Promise<void> {
