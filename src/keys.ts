@@ -1,6 +1,9 @@
 import type { TableInfo } from './catalog.js';
 import { digest } from './hash.js';
 
+/** Query entry keys remembered at most (a few hundred bytes each). */
+const RECENT_ENTRIES = 4096;
+
 /**
  * Builds every key of one namespace. All keys share the hash tag `{namespace:version}`, so the
  * keys a script touches together always live in one Redis Cluster slot. Names are encoded so
@@ -10,6 +13,8 @@ export class KeySpace {
   /** The common prefix, e.g. `tc:{shop:v1}:`. */
   readonly base: string;
   private readonly fingerprints = new Map<string, string>();
+  /** Query entry keys by identity: a SHA-256 costs more than the rest of the key's work. */
+  private readonly recentEntries = new Map<string, string>();
 
   constructor(prefix: string, namespace: string, version: number) {
     this.base = `${prefix}:{${encodeSegment(namespace)}:v${version}}:`;
@@ -42,9 +47,26 @@ export class KeySpace {
 
   /** A query-result entry; `material` is the query identity (SQL, parameters, scope, mode). */
   queryEntry(tableIds: readonly string[], material: string): string {
+    return this.queryEntryOf(this.queryEntryDeps(tableIds), material);
+  }
+
+  /** The part of a query entry's identity that depends only on its tables (reusable per read plan). */
+  queryEntryDeps(tableIds: readonly string[]): string {
     let deps = '';
     for (const id of tableIds) deps += `${id}\u0000${this.fingerprint(id)}\u0000`;
-    return `${this.base}q:${digest(`${deps}\u0001${material}`)}`;
+    return `${deps}\u0001`;
+  }
+
+  /** `queryEntry` from `queryEntryDeps(tableIds)`; recent answers are remembered (hits repeat). */
+  queryEntryOf(deps: string, material: string): string {
+    const input = deps + material;
+    let key = this.recentEntries.get(input);
+    if (key === undefined) {
+      key = `${this.base}q:${digest(input)}`;
+      if (this.recentEntries.size >= RECENT_ENTRIES) this.recentEntries.clear();
+      this.recentEntries.set(input, key);
+    }
+    return key;
   }
 
   /** A row entry of a table, addressed by its encoded primary key. */

@@ -7,11 +7,13 @@ import {
   type Attributes,
   type Counter,
   type Histogram,
+  INVALID_TRACEID,
   isSpanContextValid,
   type Link,
   type Meter,
   type MeterProvider,
   metrics,
+  context as otelContext,
   type Span,
   SpanKind,
   SpanStatusCode,
@@ -104,6 +106,17 @@ export interface OperationScope {
   key(key: string): void;
 }
 
+/** What `Telemetry.kind` builds once per operation and table (see `Telemetry.run`). */
+export interface OperationKind {
+  readonly op: OperationName;
+  readonly spanName: string;
+  readonly attributes: Attributes;
+  readonly spanAttributes: Attributes;
+  /** Metric attributes by result, filled on first use. */
+  readonly byResult: Map<OperationResult, Attributes>;
+  readonly stats: TableStats;
+}
+
 // Attribute names: the stable database ones (semconv >= 1.33) are copied, not imported, so the
 // library depends on @opentelemetry/api alone.
 const DB_COLLECTION_NAME = 'db.collection.name';
@@ -173,7 +186,7 @@ export class Telemetry {
   private readonly meter: Meter;
   /** Created on the first drift: only caches whose sampler found drift export the series. */
   private driftCount: Counter | undefined;
-  private readonly attributeMemo = new Map<string, Attributes>();
+  private readonly kinds = new Map<string, OperationKind>();
   private readonly tableStats = new Map<string, TableStats>();
   private readonly writeBackStats = new Map<string, WriteBackStats & { lags: number[] }>();
   private storeErrors = 0;
@@ -258,73 +271,100 @@ export class Telemetry {
    * and records its duration with its result. A throw marks the span ERROR with `error.type`;
    * handled problems (store down) are results, not errors.
    */
-  async operation<T>(
+  operation<T>(
     op: OperationName,
     table: string,
     pattern: Pattern,
     fn: (scope: OperationScope) => Promise<T>,
     options: OperationOptions = {},
   ): Promise<T> {
-    const dbOperation = options.dbOperation ?? (op === 'get' ? 'SELECT' : undefined);
-    // Attribute sets repeat per table, operation and result: build each once (hot path).
-    const base = `${op}\u0000${table}\u0000${pattern}\u0000${dbOperation ?? ''}`;
-    const attributes = this.memo(`m${base}`, () => ({
-      [DB_COLLECTION_NAME]: table,
-      [TC_OPERATION]: op,
-      [TC_PATTERN]: patternAttribute(pattern),
-    }));
-    const spanAttributes = this.memo(`s${base}`, () =>
-      dbOperation
-        ? { ...attributes, [DB_OPERATION_NAME]: dbOperation, [DB_QUERY_SUMMARY]: `${dbOperation} ${table}` }
-        : attributes,
-    );
-    const links = parseLinks(options.links);
-    const started = performance.now();
-    let result: OperationResult = 'ok';
-    const recordKeys = this.recordKeys;
-    return this.tracer.startActiveSpan(
-      `${SPAN_PREFIX[op]} ${table}`,
-      { kind: SpanKind.INTERNAL, attributes: spanAttributes, links, root: options.root ?? false },
-      async (span: Span) => {
-        const scope: OperationScope = {
-          result(r) {
-            result = r;
-          },
-          key(k) {
-            if (recordKeys) span.setAttribute(TC_KEY, k);
-          },
-        };
-        try {
-          const value = await fn(scope);
-          span.setAttribute(TC_RESULT, result);
-          this.duration.record(
-            elapsed(started),
-            this.memo(`r${base}\u0000${result}`, () => ({ ...attributes, [TC_RESULT]: result })),
-          );
-          this.count(table, pattern, op, result);
-          return value;
-        } catch (error) {
-          const type = errorType(error);
-          span.setAttributes({ [TC_RESULT]: 'error', [ERROR_TYPE]: type });
-          this.markFailed(span, error);
-          this.duration.record(elapsed(started), { ...attributes, [TC_RESULT]: 'error', [ERROR_TYPE]: type });
-          this.count(table, pattern, op, 'error');
-          throw error;
-        } finally {
-          span.end();
-        }
-      },
-    );
+    return this.run(this.kind(op, table, pattern, options.dbOperation), fn, options);
   }
 
-  private memo(key: string, build: () => Attributes): Attributes {
-    let attributes = this.attributeMemo.get(key);
-    if (!attributes) {
-      if (this.attributeMemo.size > 10_000) this.attributeMemo.clear();
-      attributes = Object.freeze(build());
-      this.attributeMemo.set(key, attributes);
+  /**
+   * The span name, attribute sets and stats of one operation on one table, built once: the hot
+   * read path keeps it and calls `run` instead of `operation`.
+   */
+  kind(op: OperationName, table: string, pattern: Pattern, dbOperation?: string): OperationKind {
+    const db = dbOperation ?? (op === 'get' ? 'SELECT' : undefined);
+    const key = `${op}\u0000${table}\u0000${pattern}\u0000${db ?? ''}`;
+    let kind = this.kinds.get(key);
+    if (!kind) {
+      if (this.kinds.size > 10_000) this.kinds.clear();
+      const attributes: Attributes = Object.freeze({
+        [DB_COLLECTION_NAME]: table,
+        [TC_OPERATION]: op,
+        [TC_PATTERN]: patternAttribute(pattern),
+      });
+      kind = {
+        op,
+        spanName: `${SPAN_PREFIX[op]} ${table}`,
+        attributes,
+        spanAttributes: db
+          ? Object.freeze({ ...attributes, [DB_OPERATION_NAME]: db, [DB_QUERY_SUMMARY]: `${db} ${table}` })
+          : attributes,
+        byResult: new Map(),
+        stats: this.statsOf(table, pattern),
+      };
+      this.kinds.set(key, kind);
     }
-    return attributes;
+    return kind;
+  }
+
+  /** `operation` for a kind from `kind()`. */
+  run<T>(kind: OperationKind, fn: (scope: OperationScope) => Promise<T>, options: OperationOptions = {}): Promise<T> {
+    const parent = otelContext.active();
+    const span = this.tracer.startSpan(
+      kind.spanName,
+      {
+        kind: SpanKind.INTERNAL,
+        attributes: kind.spanAttributes,
+        links: parseLinks(options.links),
+        root: options.root ?? false,
+      },
+      parent,
+    );
+    // Without an SDK (or outside any trace) the span is a no-op with no context to propagate:
+    // making it active would only cost a context per read.
+    if (!span.isRecording() && span.spanContext().traceId === INVALID_TRACEID) return this.within(kind, span, fn);
+    return otelContext.with(trace.setSpan(parent, span), () => this.within(kind, span, fn));
+  }
+
+  /** Runs an operation's work under its span; records its result and duration, then ends the span. */
+  private within<T>(kind: OperationKind, span: Span, fn: (scope: OperationScope) => Promise<T>): Promise<T> {
+    const started = performance.now();
+    const scope = new Scope(span, this.recordKeys);
+    let pending: Promise<T>;
+    try {
+      pending = fn(scope);
+    } catch (error) {
+      pending = Promise.reject(error);
+    }
+    // Plain callbacks rather than an async wrapper: one promise layer less on every read.
+    return pending.then(
+      (value) => {
+        const result = scope.outcome;
+        span.setAttribute(TC_RESULT, result);
+        let attributes = kind.byResult.get(result);
+        if (!attributes) {
+          attributes = Object.freeze({ ...kind.attributes, [TC_RESULT]: result });
+          kind.byResult.set(result, attributes);
+        }
+        this.duration.record(elapsed(started), attributes);
+        count(kind.stats, kind.op, result);
+        span.end();
+        return value;
+      },
+      (error: unknown) => {
+        const type = errorType(error);
+        span.setAttributes({ [TC_RESULT]: 'error', [ERROR_TYPE]: type });
+        this.markFailed(span, error);
+        this.duration.record(elapsed(started), { ...kind.attributes, [TC_RESULT]: 'error', [ERROR_TYPE]: type });
+        count(kind.stats, kind.op, 'error');
+        span.end();
+        throw error;
+      },
+    );
   }
 
   /**
@@ -471,17 +511,6 @@ export class Telemetry {
     span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof Error ? error.message : String(error) });
   }
 
-  private count(table: string, pattern: Pattern, op: OperationName, result: OperationResult): void {
-    const s = this.statsOf(table, pattern);
-    if (result === 'error') s.errors++;
-    if (op !== 'get') return;
-    s.reads++;
-    if (result === 'hit') s.hits++;
-    else if (result === 'miss') s.misses++;
-    else if (result === 'bypass') s.bypasses++;
-    else if (result === 'stale') s.stale++;
-  }
-
   private statsOf(table: string, pattern: Pattern): TableStats {
     let s = this.tableStats.get(table);
     if (!s) {
@@ -501,6 +530,35 @@ export class Telemetry {
   }
 }
 
+/** Counts one operation's outcome in its table's stats. */
+function count(s: TableStats, op: OperationName, result: OperationResult): void {
+  if (result === 'error') s.errors++;
+  if (op !== 'get') return;
+  s.reads++;
+  if (result === 'hit') s.hits++;
+  else if (result === 'miss') s.misses++;
+  else if (result === 'bypass') s.bypasses++;
+  else if (result === 'stale') s.stale++;
+}
+
+/** The scope handed to an operation: its outcome so far and its span. */
+class Scope implements OperationScope {
+  outcome: OperationResult = 'ok';
+
+  constructor(
+    private readonly span: Span,
+    private readonly recordKeys: boolean,
+  ) {}
+
+  result(result: OperationResult): void {
+    this.outcome = result;
+  }
+
+  key(key: string): void {
+    if (this.recordKeys) this.span.setAttribute(TC_KEY, key);
+  }
+}
+
 function elapsed(started: number): number {
   return (performance.now() - started) / 1000;
 }
@@ -508,7 +566,8 @@ function elapsed(started: number): number {
 /** Turns `traceparent` strings into span links, skipping malformed ones. */
 function parseLinks(traceparents: readonly string[] | undefined): Link[] {
   const links: Link[] = [];
-  for (const value of traceparents ?? []) {
+  if (!traceparents) return links;
+  for (const value of traceparents) {
     const match = TRACEPARENT.exec(value);
     if (!match) continue;
     const context = {

@@ -118,7 +118,8 @@ export function redisStore(
   const timeoutMs = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
   let closed = false;
 
-  const call = <T>(op: string, fn: () => Promise<T>): Promise<T> => withTimeout(op, timeoutMs, fn);
+  const deadlines = new Deadlines(timeoutMs);
+  const call = <T>(op: string, fn: () => Promise<T>): Promise<T> => deadlines.run(op, fn);
 
   return {
     name: 'redis',
@@ -131,10 +132,8 @@ export function redisStore(
 
     getMany(keys: readonly string[]): Promise<(Uint8Array | null)[]> {
       if (keys.length === 0) return Promise.resolve([]);
-      return call('getMany', async () => {
-        const values = await redis.mgetBuffer(...keys);
-        return values.map((value) => (value === null ? null : toBytes(value)));
-      });
+      // The hit path: no async wrapper, the views are made in the deadline's own callback.
+      return deadlines.run('getMany', () => redis.mgetBuffer(...keys), toBytesAll);
     },
 
     set(entries: readonly StoreEntry[]): Promise<void> {
@@ -284,6 +283,82 @@ async function runScript(
   }
 }
 
+/** A store call waiting for Redis's answer or its deadline. */
+interface Pending {
+  readonly op: string;
+  readonly deadline: number;
+  readonly reject: (error: StoreError) => void;
+}
+
+/**
+ * The command timeout of every call of one store, on one shared timer: a `setTimeout` per call
+ * costs more than the rest of a cache hit's own work. A timeout fires within a quarter of
+ * `timeoutMs` after it is due.
+ */
+class Deadlines {
+  private readonly pending = new Set<Pending>();
+  private sweeper: NodeJS.Timeout | undefined;
+
+  constructor(private readonly timeoutMs: number) {}
+
+  /** Runs `fn` (then `map` on its value), turning its failure or a timeout into a `StoreError`. */
+  run<R, T = R>(op: string, fn: () => Promise<R>, map?: (value: R) => T): Promise<T> {
+    let promise: Promise<R>;
+    try {
+      promise = fn();
+    } catch (error) {
+      return Promise.reject(toStoreError(op, error));
+    }
+    if (this.timeoutMs <= 0) {
+      return promise.then(
+        (value) => (map ? map(value) : (value as unknown as T)),
+        (error: unknown) => {
+          throw toStoreError(op, error);
+        },
+      );
+    }
+    return new Promise<T>((resolve, reject) => {
+      const entry: Pending = { op, deadline: performance.now() + this.timeoutMs, reject };
+      this.pending.add(entry);
+      this.ensureSweeper();
+      promise.then(
+        (value) => {
+          if (!this.pending.delete(entry)) return;
+          try {
+            resolve(map ? map(value) : (value as unknown as T));
+          } catch (error) {
+            reject(toStoreError(op, error));
+          }
+        },
+        (error: unknown) => {
+          if (this.pending.delete(entry)) reject(toStoreError(op, error));
+        },
+      );
+    });
+  }
+
+  private ensureSweeper(): void {
+    if (this.sweeper) return;
+    this.sweeper = setInterval(
+      () => {
+        const now = performance.now();
+        // Insertion order is deadline order (one timeout for all calls): stop at the first not due.
+        for (const entry of this.pending) {
+          if (entry.deadline > now) break;
+          this.pending.delete(entry);
+          entry.reject(new StoreError(`redis ${entry.op} timed out after ${this.timeoutMs} ms`));
+        }
+        if (this.pending.size === 0) {
+          clearInterval(this.sweeper);
+          this.sweeper = undefined;
+        }
+      },
+      Math.max(2, Math.floor(this.timeoutMs / 4)),
+    );
+    this.sweeper.unref();
+  }
+}
+
 /** Runs `fn`, turning its failure or a timeout into a `StoreError`. */
 function withTimeout<T>(op: string, timeoutMs: number, fn: () => Promise<T>): Promise<T> {
   return new Promise<T>((resolve, reject) => {
@@ -349,6 +424,16 @@ function ttlOf(ttlMs: number): number {
 
 function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** `toBytes` over an MGET reply. */
+function toBytesAll(values: (Buffer | null)[]): (Uint8Array | null)[] {
+  const out: (Uint8Array | null)[] = new Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i];
+    out[i] = value ? toBytes(value) : null;
+  }
+  return out;
 }
 
 /** A plain Uint8Array view, so both stores hand back the same type. */

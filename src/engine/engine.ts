@@ -2,11 +2,11 @@ import type { ReadRequest, RelationName, WriteRequest } from '../adapter.js';
 import { stableParams } from '../hash.js';
 import type { KeySpace } from '../keys.js';
 import { type CacheStore, type CounterGuard, readCounter } from '../store.js';
-import type { Telemetry } from '../telemetry.js';
+import type { OperationKind, OperationScope, Telemetry } from '../telemetry.js';
 import { DriftSampler, type DriftSettings } from './drift-sampler.js';
 import { decodeEnvelope, envelopeGenerations, generationHeader } from './envelope.js';
-import { Freshness, type ReadContext } from './freshness.js';
-import type { BoundTable, TableRegistry } from './registry.js';
+import { Freshness, type ReadContext, type Strategy } from './freshness.js';
+import type { BoundTable, ReadPlan, TableRegistry } from './registry.js';
 import { RowFreshness } from './row-freshness.js';
 import { type RawRow, RowCache, type RowReadRequest, type RowTable, type RowWriteRequest } from './rows.js';
 import { SingleFlight } from './single-flight.js';
@@ -52,6 +52,17 @@ const RETRY_MAX_MS = 500;
 const DEFAULT_QUARANTINE_MS = 2000;
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/** What every read of one relations array shares (see `Engine.shapeOf`). */
+interface ReadShape {
+  readonly plan: ReadPlan;
+  readonly kind: OperationKind;
+  /** The namespace generation, then the query generation of every dependency. */
+  readonly counterKeys: readonly string[];
+  readonly strategy: Strategy;
+  /** `KeySpace.queryEntryDeps` of the plan's dependencies. */
+  readonly deps: string;
+}
+
 /** A flight's outcome: the leader's result and, when cacheable, its encoded entry for joiners. */
 interface FlightResult {
   result: unknown;
@@ -65,6 +76,10 @@ interface FlightResult {
  */
 export class Engine {
   private readonly flights = new SingleFlight<FlightResult>();
+  /** Read shapes by relations array (null: not cacheable); see `shapeOf`. */
+  private readonly shapes = new WeakMap<readonly RelationName[], ReadShape | null>();
+  /** Encoded entries of fills not yet acknowledged by the store, by entry key. */
+  private readonly pendingFills = new Map<string, Buffer>();
   private readonly background = new Set<Promise<unknown>>();
   /** Invalidations that could not be delivered; reads of these tables bypass until they are. */
   private readonly undelivered = new Set<string>();
@@ -176,51 +191,92 @@ export class Engine {
   }
 
   /** Serves a read from the cache when its policy allows, else from the database. */
-  async read<T>(request: ReadRequest<T>): Promise<T> {
-    const plan = request.relations ? this.deps.registry.planRead(request.relations) : undefined;
-    if (!plan?.cacheable) return request.execute();
-    const { primary } = plan;
-    return this.deps.telemetry.operation('get', primary.info.id, primary.policy.pattern, async (scope) => {
-      if (request.transaction || request.locking || this.isUndelivered(plan.dependencies)) {
-        scope.result('bypass');
-        return request.execute();
-      }
-      const { keys, store, guard } = this.deps;
-      const material = `${this.deps.scope?.() ?? ''}\u0001${request.identity}\u0001${stableParams(request.params)}`;
-      const entryKey = keys.queryEntry(plan.dependencies, material);
-      scope.key(entryKey);
-      const counterKeys = [keys.globalGeneration(), ...plan.dependencies.map((id) => keys.queryGeneration(id))];
-      const got = await guard.run('get', () => store.getMany([entryKey, ...counterKeys]));
-      // This very call may have ended an outage (and started the recovery quarantine).
-      if (got === UNAVAILABLE || this.isUndelivered(plan.dependencies)) {
-        scope.result('bypass');
-        return request.execute();
-      }
-      const generations = got.slice(1).map(readCounter);
-      const header = generationHeader(generations);
-      const context: ReadContext = {
-        request: request as ReadRequest<unknown>,
+  read<T>(request: ReadRequest<T>): Promise<T> {
+    const shape = request.relations ? this.shapeOf(request.relations) : undefined;
+    if (!shape) return request.execute();
+    return this.deps.telemetry.run(shape.kind, (scope) => this.readCached(request, shape, scope));
+  }
+
+  /**
+   * The per-plan part of a cacheable read, built once per relations array (the adapter memoizes
+   * those by SQL text): the plan, span kind, generation keys, TTL strategy and key prefix.
+   */
+  private shapeOf(relations: readonly RelationName[]): ReadShape | undefined {
+    const known = this.shapes.get(relations);
+    if (known !== undefined) return known ?? undefined;
+    const plan = this.deps.registry.planRead(relations);
+    let shape: ReadShape | null = null;
+    if (plan?.cacheable) {
+      const { keys, telemetry } = this.deps;
+      const { primary } = plan;
+      shape = {
         plan,
-        strategy: this.freshness.strategy(request.relations ?? [], plan),
-        entryKey,
-        header,
-        counterKeys,
-        generations,
+        kind: telemetry.kind('get', primary.info.id, primary.policy.pattern),
+        counterKeys: [keys.globalGeneration(), ...plan.dependencies.map((id) => keys.queryGeneration(id))],
+        strategy: this.freshness.strategy(relations, plan),
+        deps: keys.queryEntryDeps(plan.dependencies),
       };
-      const entry = got[0];
-      // Generations first: an invalidated entry is a miss whatever its age (docs/freshness.md).
-      const served = entry ? this.freshness.serve(context, entry) : undefined;
-      if (entry && served) {
-        scope.result(served.state === 'stale' ? 'stale' : 'hit');
-        if (served.state === 'fresh') this.sampler?.queryHit(context, entry);
-        return served.value as T;
-      }
-      scope.result('miss');
-      const flight = this.flights.run(`${entryKey}|${header}`, () => this.missAndFill(context));
-      const { result, entry: encoded } = await flight.promise;
-      if (!flight.joined) return result as T;
-      return (encoded ? decodeEnvelope(encoded) : structuredClone(result)) as T;
-    });
+    }
+    this.shapes.set(relations, shape);
+    return shape ?? undefined;
+  }
+
+  /**
+   * The cached read: one MGET of the entry and its generations, then a hit, or a miss that runs
+   * the query (single-flight) and fills in the background. Written without async frames: a hit
+   * resolves in the MGET's callback.
+   */
+  private readCached<T>(request: ReadRequest<T>, shape: ReadShape, scope: OperationScope): Promise<T> {
+    const { plan, counterKeys } = shape;
+    if (request.transaction || request.locking || this.isUndelivered(plan.dependencies)) {
+      scope.result('bypass');
+      return request.execute();
+    }
+    const { keys, store, guard } = this.deps;
+    const material = `${this.deps.scope?.() ?? ''}\u0001${request.identity}\u0001${stableParams(request.params)}`;
+    const entryKey = keys.queryEntryOf(shape.deps, material);
+    scope.key(entryKey);
+    const lookup = [entryKey, ...counterKeys];
+    return guard
+      .run('get', () => store.getMany(lookup))
+      .then((got) => {
+        // This very call may have ended an outage (and started the recovery quarantine).
+        if (got === UNAVAILABLE || this.isUndelivered(plan.dependencies)) {
+          scope.result('bypass');
+          return request.execute();
+        }
+        const generations: number[] = new Array(counterKeys.length);
+        for (let i = 0; i < generations.length; i++) generations[i] = readCounter(got[i + 1]);
+        const header = generationHeader(generations);
+        const context: ReadContext = {
+          request: request as ReadRequest<unknown>,
+          plan,
+          strategy: shape.strategy,
+          entryKey,
+          header,
+          counterKeys,
+          generations,
+        };
+        // Generations first: an invalidated entry is a miss whatever its age (docs/freshness.md).
+        // A fill of this process still on its way to the store counts as the entry it will be.
+        let entry: Uint8Array | null | undefined = got[0];
+        let served = entry ? this.freshness.serve(context, entry) : undefined;
+        if (!served) {
+          entry = this.pendingFills.get(entryKey);
+          if (entry) served = this.freshness.serve(context, entry);
+        }
+        if (entry && served) {
+          scope.result(served.state === 'stale' ? 'stale' : 'hit');
+          if (served.state === 'fresh') this.sampler?.queryHit(context, entry);
+          return served.value as T;
+        }
+        scope.result('miss');
+        const flight = this.flights.run(`${entryKey}|${header}`, () => this.missAndFill(context));
+        if (!flight.joined) return flight.promise.then(({ result }) => result as T);
+        return flight.promise.then(
+          ({ result, entry: encoded }) => (encoded ? decodeEnvelope(encoded) : structuredClone(result)) as T,
+        );
+      });
   }
 
   /** Runs a write, then invalidates what it changed (at the outermost commit inside a transaction). */
@@ -275,20 +331,37 @@ export class Engine {
     this.retryTimer = undefined;
   }
 
-  private async missAndFill(context: ReadContext): Promise<FlightResult> {
-    const { request, plan, entryKey, header, counterKeys, generations } = context;
-    const filledElsewhere = await this.waitForLeaseHolder(entryKey, counterKeys, header);
-    if (filledElsewhere) return { result: decodeEnvelope(filledElsewhere), entry: filledElsewhere };
+  private missAndFill(context: ReadContext): Promise<FlightResult> {
+    if ((this.deps.leaseMs ?? 0) <= 0) return this.queryAndFill(context);
+    const { entryKey, counterKeys, header } = context;
+    return this.waitForLeaseHolder(entryKey, counterKeys, header).then((filledElsewhere) =>
+      filledElsewhere
+        ? { result: decodeEnvelope(filledElsewhere), entry: filledElsewhere }
+        : this.queryAndFill(context),
+    );
+  }
+
+  private async queryAndFill(context: ReadContext): Promise<FlightResult> {
+    const { request, plan, entryKey, counterKeys, generations } = context;
     const started = performance.now();
     const result = await request.execute();
     // The entry carries the strategy's metadata (fill time, expiry, compute time) and jittered TTL.
+    // Encoded now, before the caller can touch the result.
     const built = this.freshness.build(context, result, performance.now() - started);
     if (!built) return { result, entry: undefined };
     const guards = counterKeys.map((key, i) => ({ key, expected: generations[i] as number }));
-    // Sent before the caller gets its result (not awaited): a read that follows on the same
-    // connection then finds the entry.
-    this.track(this.fill(plan.primary, entryKey, built.bytes, built.storeTtlMs, guards));
-    return { result, entry: built.bytes };
+    const bytes = built.bytes;
+    // Sent after the caller got its result (a socket write costs as much as a hit here), and
+    // served to this process's reads until it lands (see readCached). Tracked: `flush` waits.
+    this.pendingFills.set(entryKey, bytes);
+    this.track(
+      new Promise<void>((resolve) => process.nextTick(resolve))
+        .then(() => this.fill(plan.primary, entryKey, bytes, built.storeTtlMs, guards))
+        .finally(() => {
+          if (this.pendingFills.get(entryKey) === bytes) this.pendingFills.delete(entryKey);
+        }),
+    );
+    return { result, entry: bytes };
   }
 
   /**

@@ -6,10 +6,29 @@ export const UNAVAILABLE: unique symbol = Symbol('tablecache.unavailable');
 /** A store result or `UNAVAILABLE`. */
 export type Guarded<T> = T | typeof UNAVAILABLE;
 
-/** A store call waiting for its answer or its deadline. */
-interface Waiter {
-  deadline: number;
-  expire: () => void;
+/** A store call waiting for its answer or its deadline (a class: no closures per call). */
+class Waiter {
+  private done = false;
+
+  constructor(
+    private readonly guard: StoreGuard,
+    private readonly what: string,
+    readonly deadline: number,
+    private readonly resolve: (value: never) => void,
+  ) {}
+
+  /** Resolves with the store's answer, unless the deadline passed first. */
+  settle(ok: boolean, value: unknown, error: unknown): void {
+    if (this.done) return;
+    this.done = true;
+    this.guard.settled(this, this.what, ok, error);
+    this.resolve(value as never);
+  }
+
+  /** Gives up: resolves UNAVAILABLE and counts a failure. */
+  expire(timeoutMs: number): void {
+    this.settle(false, UNAVAILABLE, new Error(`store ${this.what} timed out after ${timeoutMs} ms`));
+  }
 }
 
 /** Settings of the store timeout and circuit breaker. */
@@ -63,39 +82,30 @@ export class StoreGuard {
       if (performance.now() < this.openUntil || this.probing) return Promise.resolve(UNAVAILABLE);
       this.probing = true;
     }
+    let pending: Promise<T>;
+    try {
+      pending = call();
+    } catch (error) {
+      this.failed(what, error);
+      return Promise.resolve(UNAVAILABLE);
+    }
     return new Promise<Guarded<T>>((resolve) => {
-      let settled = false;
-      const waiter: Waiter = {
-        deadline: performance.now() + this.options.timeoutMs,
-        expire: () => {
-          if (settled) return;
-          settled = true;
-          this.failed(what, new Error(`store ${what} timed out after ${this.options.timeoutMs} ms`));
-          resolve(UNAVAILABLE);
-        },
-      };
-      const finish = (ok: boolean, value: Guarded<T>, error?: unknown) => {
-        if (settled) return;
-        settled = true;
-        this.waiting.delete(waiter);
-        if (ok) this.succeeded();
-        else this.failed(what, error);
-        resolve(value);
-      };
+      const waiter = new Waiter(this, what, performance.now() + this.options.timeoutMs, resolve);
       this.waiting.add(waiter);
       this.ensureSweeper();
-      let pending: Promise<T>;
-      try {
-        pending = call();
-      } catch (error) {
-        finish(false, UNAVAILABLE, error);
-        return;
-      }
       pending.then(
-        (value) => finish(true, value),
-        (error: unknown) => finish(false, UNAVAILABLE, error),
+        (value) => waiter.settle(true, value, undefined),
+        (error: unknown) => waiter.settle(false, UNAVAILABLE, error),
       );
     });
+  }
+
+  /** Settles one call: removes its waiter and updates the breaker. @internal */
+  settled(waiter: Waiter, what: string, ok: boolean, error: unknown): void {
+    this.waiting.delete(waiter);
+    if (ok) {
+      if (this.failures > 0 || this.openUntil > 0 || this.probing) this.succeeded();
+    } else this.failed(what, error);
   }
 
   private ensureSweeper(): void {
@@ -104,10 +114,7 @@ export class StoreGuard {
     this.sweeper = setInterval(() => {
       const now = performance.now();
       for (const waiter of this.waiting) {
-        if (waiter.deadline <= now) {
-          this.waiting.delete(waiter);
-          waiter.expire();
-        }
+        if (waiter.deadline <= now) waiter.expire(this.options.timeoutMs);
       }
       if (this.waiting.size === 0) {
         clearInterval(this.sweeper);
