@@ -41,6 +41,12 @@ export interface CacheStore {
   setIfAbsent(entry: StoreEntry): Promise<boolean>;
   /** Releases what the store opened; a client passed in by the caller is left open. */
   close(): Promise<void>;
+  /**
+   * Optional: calls `listener` when a different server instance answers after a reconnect (a
+   * restart, a failover, a restore), whose counters may be older than what was seen before.
+   * Reads (`getMany`) wait until the listener settled. Stores that cannot tell leave it out.
+   */
+  onServerChange?(listener: () => Promise<void>): void;
 }
 
 /** A value to write with its time to live. */
@@ -84,6 +90,11 @@ export interface IncrOptions {
   init?: number;
   /** Time to live of the counter in milliseconds; omitted means it never expires. */
   ttlMs?: number;
+  /**
+   * `incr` only: an existing counter below `init` also starts from `init`, so a counter that went
+   * back in time (a restored server) jumps above any value it had. @default false
+   */
+  floor?: boolean;
 }
 
 /** Reads a counter value returned by `getMany`; a missing counter is 0. */

@@ -175,7 +175,11 @@ export function memoryStore(options: MemoryStoreOptions = {}): CacheStore & Writ
       const t = now();
       checkIncr(incr);
       sweepCounters(t);
-      return keys.map((key) => bump(key, incr, t));
+      return keys.map((key) => {
+        const counter = incr.floor ? liveCounter(key, t) : undefined;
+        if (counter && counter.value < (incr.init ?? 0)) counter.value = incr.init ?? 0;
+        return bump(key, incr, t);
+      });
     },
 
     async incrThenSetOrDelete(

@@ -6,6 +6,7 @@ import type { CacheStore, CounterGuard, CounterWrite, IncrOptions, StoreEntry } 
 // Write-back journal capability (issue 4).
 import type { WriteBackCapable } from '../src/write-back/journal.js';
 import { redisJournal } from '../src/write-back/redis-journal.js';
+import { ServerWatch } from './server-watch.js';
 
 /** Options of `redisStore`. */
 export interface RedisStoreOptions {
@@ -60,10 +61,16 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return 1
 `);
 
-// KEYS: counters; ARGV[1]: init, ARGV[2]: ttl or '0'.
+// KEYS: counters; ARGV[1]: init, ARGV[2]: ttl or '0', ARGV[3]: '1' to raise counters below init.
 const INCR = script(`${BUMP}
 local out = {}
-for i, key in ipairs(KEYS) do out[i] = bump(key) end
+for i, key in ipairs(KEYS) do
+  if ARGV[3] == '1' then
+    local v = redis.call('GET', key)
+    if v and tonumber(v) < tonumber(ARGV[1]) then redis.call('SET', key, ARGV[1], 'KEEPTTL') end
+  end
+  out[i] = bump(key)
+end
 return out
 `);
 
@@ -120,6 +127,13 @@ export function redisStore(
 
   const deadlines = new Deadlines(timeoutMs);
   const call = <T>(op: string, fn: () => Promise<T>): Promise<T> => deadlines.run(op, fn);
+  // Cluster nodes each have their own identity; a Cluster's failovers are not watched (docs/reliability.md).
+  const watch =
+    redis instanceof Redis
+      ? new ServerWatch(redis, () =>
+          withTimeout('info', timeoutMs > 0 ? timeoutMs : DEFAULT_COMMAND_TIMEOUT_MS, () => redis.info('server')),
+        )
+      : undefined;
 
   return {
     name: 'redis',
@@ -133,7 +147,13 @@ export function redisStore(
     getMany(keys: readonly string[]): Promise<(Uint8Array | null)[]> {
       if (keys.length === 0) return Promise.resolve([]);
       // The hit path: no async wrapper, the views are made in the deadline's own callback.
+      const gate = watch?.gate;
+      if (gate) return deadlines.run('getMany', () => gate.then(() => redis.mgetBuffer(...keys)), toBytesAll);
       return deadlines.run('getMany', () => redis.mgetBuffer(...keys), toBytesAll);
+    },
+
+    onServerChange(listener: () => Promise<void>): void {
+      watch?.onChange(listener);
     },
 
     set(entries: readonly StoreEntry[]): Promise<void> {
@@ -172,7 +192,7 @@ export function redisStore(
     incr(keys: readonly string[], incr: IncrOptions = {}): Promise<number[]> {
       if (keys.length === 0) return Promise.resolve([]);
       return call('incr', async () => {
-        const result = await runScript(redis, INCR, [...keys], incrArgs(incr));
+        const result = await runScript(redis, INCR, [...keys], [...incrArgs(incr), incr.floor ? '1' : '0']);
         if (!Array.isArray(result)) throw new StoreError('redis incr script returned a non-array reply');
         return result.map(Number);
       });

@@ -132,6 +132,7 @@ export class Engine {
       if (quarantine > 0) this.quarantineUntil = performance.now() + quarantine;
       this.track(this.deliverUndelivered());
     });
+    deps.store.onServerChange?.(() => this.restartNamespaceGeneration());
     for (const table of deps.registry.all()) {
       deps.keys.addTable(table.info);
       deps.telemetry.registerTable(table.info.id, table.policy.pattern);
@@ -475,6 +476,22 @@ export class Engine {
     }
     if (!whole) telemetry.invalidated('*', 'cache-aside');
     return true;
+  }
+
+  /**
+   * After the store's server changed (a restart, a failover, a restore), its counters may be older
+   * than values this process saw, and an entry invalidated since could match them again. The
+   * namespace generation jumps above any value it could have had, so every older entry is dead.
+   * Throws when the store cannot be reached: the store holds reads and tries again.
+   */
+  private async restartNamespaceGeneration(): Promise<void> {
+    const { keys, store, guard, telemetry } = this.deps;
+    const init = Date.now() * 1000;
+    const done = await guard.run('invalidate', () => store.incr([keys.globalGeneration()], { init, floor: true }), {
+      force: true,
+    });
+    if (done === UNAVAILABLE) throw new Error('the store did not answer the namespace generation restart');
+    telemetry.invalidated('*', 'cache-aside');
   }
 
   /** Records undeliverable whole-table invalidations; reads of them bypass until retried. */

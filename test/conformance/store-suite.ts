@@ -208,6 +208,16 @@ export function runStoreConformance(
         expect(await store().incr([k('n')], { init: 5000 })).toEqual([1003]);
       });
 
+      it('with floor, raises a counter below init to init (and leaves one above it alone)', async () => {
+        const k = keyspace();
+        await store().incr([k('low')], { init: 10 });
+        await store().incr([k('high')], { init: 100 });
+        expect(await store().incr([k('low'), k('high'), k('new')], { init: 50, floor: true })).toEqual([51, 102, 51]);
+        const init = 1_700_000_000_000_000;
+        expect(await store().incr([k('low')], { init, floor: true })).toEqual([init + 1]);
+        expect(await counter(k('low'))).toBe(init + 1);
+      });
+
       it('keeps large init values exact', async () => {
         const k = keyspace();
         const init = 1_700_000_000_000_000;
