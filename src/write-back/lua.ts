@@ -293,7 +293,11 @@ end
 return cjson.encode(out)
 `;
 
-/** KEYS: stream, lease, epoch; ARGV[1]: { g, c, ttl, n }. Takes or renews the lease, then claims. */
+/**
+ * KEYS: stream, lease, epoch; ARGV[1]: { g, c, ttl, n }. Takes or renews the lease, then claims.
+ * Replies with a JSON header and the entries as the stream listed them (the payloads are JSON
+ * already: encoding them again would escape every quote).
+ */
 export const CLAIM = `${PRELUDE}
 local spec = cjson.decode(ARGV[1])
 local cur = redis.call('GET', KEYS[2])
@@ -306,31 +310,25 @@ elseif string.sub(cur, 1, #mine) == mine then
   epoch = tonumber(string.sub(cur, #mine + 1))
   redis.call('PEXPIRE', KEYS[2], spec.ttl)
 else
-  return cjson.encode({ s = 'busy', o = cur })
+  return { cjson.encode({ s = 'busy', o = cur }) }
 end
 redis.pcall('XGROUP', 'CREATE', KEYS[1], spec.g, '0', 'MKSTREAM')
-local out = {}
-local function take(list)
-  for _, e in ipairs(list) do
-    if type(e) == 'table' and e[1] then
-      local p = ''
-      local fields = e[2] or {}
-      for j = 1, #fields, 2 do if fields[j] == 'p' then p = fields[j + 1] end end
-      out[#out + 1] = { e[1], p }
-    end
-  end
+local function valid(list)
+  for _, e in ipairs(list) do if type(e) == 'table' and e[1] then return true end end
+  return false
 end
-local claimed = redis.call('XAUTOCLAIM', KEYS[1], spec.g, spec.c, 0, '0-0', 'COUNT', spec.n)
-take(claimed[2])
-if #out == 0 then
+-- The entries go back as Redis listed them ([id, [field, value...]]), not copied into new tables.
+local list = redis.call('XAUTOCLAIM', KEYS[1], spec.g, spec.c, 0, '0-0', 'COUNT', spec.n)[2]
+if not valid(list) then
   local read = redis.call('XREADGROUP', 'GROUP', spec.g, spec.c, 'COUNT', spec.n, 'STREAMS', KEYS[1], '>')
-  if read and read[1] then take(read[1][2]) end
+  list = {}
+  if read and read[1] then list = read[1][2] end
 end
 local first = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', 1)
 local oldest = ''
 if first[1] then oldest = first[1][1] end
-return cjson.encode({ s = 'ok', ep = fmt(epoch), o = mine .. fmt(epoch), e = out,
-  len = fmt(redis.call('XLEN', KEYS[1])), old = oldest, now = fmt(now_ms()) })
+return { cjson.encode({ s = 'ok', ep = fmt(epoch), o = mine .. fmt(epoch),
+  len = fmt(redis.call('XLEN', KEYS[1])), old = oldest, now = fmt(now_ms()) }), list }
 `;
 
 /** KEYS: lease; ARGV: owner, ttl. */
@@ -362,39 +360,93 @@ local function idgt(a, b)
 end
 `;
 
-/** KEYS: stream, applied, rows...; ARGV[1]: { g, id, ttl, e: [[id, rowIndex]], f: [[rowIndex, column, field]] }. */
+/**
+ * KEYS: stream, applied, rows...; ARGV[1]: { g, id, ttl, lo, hi, e: [ids], r: [rowIndex per id],
+ * f: [[rowIndex, column, field]] } with lo/hi the smallest and largest id of `e`.
+ * Per batch, not per entry: one paged XPENDING finds which ids are still pending, one XACK and one
+ * XDEL per chunk; per row, one HGETALL and one HSET (plus PEXPIRE when nothing stays pending).
+ */
 export const ACK = `${PRELUDE}${ID_COMPARE}
 local spec = cjson.decode(ARGV[1])
-local acked = {}
-local dec, touched = {}, {}
-for _, e in ipairs(spec.e) do
-  if redis.call('XACK', KEYS[1], spec.g, e[1]) == 1 then
-    redis.call('XDEL', KEYS[1], e[1])
-    acked[#acked + 1] = e[1]
-    local key = KEYS[2 + tonumber(e[2])]
-    if dec[key] == nil then touched[#touched + 1] = key end
-    dec[key] = (dec[key] or 0) + 1
+local ids, rix = spec.e, spec.r
+local acked, dec, touched = {}, {}, {}
+if #ids > 0 then
+  local want = {}
+  for _, id in ipairs(ids) do want[id] = true end
+  local pending = {}
+  local start, page = spec.lo, #ids + 64
+  while true do
+    local got = redis.call('XPENDING', KEYS[1], spec.g, start, spec.hi, page)
+    for _, p in ipairs(got) do if want[p[1]] then pending[p[1]] = true end end
+    if #got < page then break end
+    start = '(' .. got[#got][1]
+  end
+  for i, id in ipairs(ids) do
+    if pending[id] then
+      pending[id] = nil -- an id listed twice counts once
+      acked[#acked + 1] = id
+      local key = KEYS[2 + rix[i]]
+      if dec[key] == nil then touched[#touched + 1] = key dec[key] = 0 end
+      dec[key] = dec[key] + 1
+    end
+  end
+  -- unpack takes a few thousand values at most.
+  for c = 1, #acked, 4000 do
+    local last = math.min(c + 3999, #acked)
+    redis.call('XACK', KEYS[1], spec.g, unpack(acked, c, last))
+    redis.call('XDEL', KEYS[1], unpack(acked, c, last))
   end
 end
-for _, fl in ipairs(spec.f) do
-  local key = KEYS[2 + tonumber(fl[1])]
-  if redis.call('HGET', key, 'c:' .. fl[2]) == 'u' then redis.call('HSET', key, 'c:' .. fl[2], fl[3]) end
+if #spec.f > 0 then
+  local byrow, order = {}, {}
+  for _, fl in ipairs(spec.f) do
+    local key = KEYS[2 + fl[1]]
+    local l = byrow[key]
+    if l == nil then l = {} byrow[key] = l order[#order + 1] = key end
+    l[#l + 1] = fl
+  end
+  for _, key in ipairs(order) do
+    local l = byrow[key]
+    local names = {}
+    for j, fl in ipairs(l) do names[j] = 'c:' .. fl[2] end
+    local cur = redis.call('HMGET', key, unpack(names))
+    local set, done = {}, {}
+    for j, fl in ipairs(l) do
+      -- The first fill of a column wins, as when each was checked and set on its own.
+      if cur[j] == 'u' and not done[names[j]] then
+        done[names[j]] = true
+        set[#set + 1] = names[j]
+        set[#set + 1] = fl[3]
+      end
+    end
+    if #set > 0 then redis.call('HSET', key, unpack(set)) end
+  end
 end
 for _, key in ipairs(touched) do
-  if redis.call('EXISTS', key) == 1 then
-    local n = redis.call('HINCRBY', key, 'n', -dec[key])
-    if n <= 0 then
-      local f = hgetall(key)
-      if f.s == '1' or has_unknown(f) then redis.call('DEL', key)
-      else
-        redis.call('HSET', key, 'n', '0')
-        redis.call('PEXPIRE', key, spec.ttl)
-      end
+  -- One HGETALL read as a flat list: the pending count, the dead-letter mark, and whether a
+  -- column is unknown (only c: fields ever hold 'u'; x, n, e and s never do).
+  local flat = redis.call('HGETALL', key)
+  if #flat > 0 then
+    local n, s, unknown = 0, nil, false
+    for j = 1, #flat, 2 do
+      local k, v = flat[j], flat[j + 1]
+      if k == 'n' then n = tonumber(v)
+      elseif k == 's' then s = v
+      elseif v == 'u' then unknown = true end
+    end
+    n = n - dec[key]
+    if n > 0 then redis.call('HSET', key, 'n', fmt(n))
+    elseif s == '1' or unknown then redis.call('DEL', key)
+    else
+      redis.call('HSET', key, 'n', '0')
+      redis.call('PEXPIRE', key, spec.ttl)
     end
   end
 end
 local cur = redis.call('GET', KEYS[2])
 if not cur or idgt(spec.id, cur) then redis.call('SET', KEYS[2], spec.id) end
+-- Every id acknowledged (the usual case): the caller knows them, they need not travel back.
+if #acked == #spec.e then return cjson.encode({ all = 1, now = fmt(now_ms()) }) end
 return cjson.encode({ a = acked, now = fmt(now_ms()) })
 `;
 

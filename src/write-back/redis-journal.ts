@@ -78,9 +78,47 @@ function readRowOf(wire: { k: string; f?: WireState }): ReadRow | { kind: 'stale
   return { kind: 'miss' };
 }
 
+/** `a < b` for stream ids (`ms-seq`, decimal without leading zeros), without BigInt: ack runs compare thousands. */
+function idBefore(a: string, b: string): boolean {
+  const ia = a.indexOf('-');
+  const ib = b.indexOf('-');
+  if (ia !== ib) return ia < ib;
+  const ms = a.slice(0, ia);
+  const msb = b.slice(0, ib);
+  if (ms !== msb) return ms < msb;
+  const seq = a.slice(ia + 1);
+  const seqb = b.slice(ib + 1);
+  return seq.length !== seqb.length ? seq.length < seqb.length : seq < seqb;
+}
+
+function text(reply: unknown): string {
+  return Buffer.isBuffer(reply) ? reply.toString('utf8') : String(reply);
+}
+
+interface ClaimHeader {
+  s: string;
+  o: string;
+  ep?: string;
+  len?: string;
+  old?: string;
+  now?: string;
+}
+
+/** Stream entries as XREADGROUP/XAUTOCLAIM list them: `[id, [field, value, ...]]`, null when deleted. */
+function entriesOf(listed: unknown): { id: string; payload: string }[] {
+  const out: { id: string; payload: string }[] = [];
+  for (const e of Array.isArray(listed) ? listed : []) {
+    if (!Array.isArray(e) || e[0] == null) continue;
+    const fields: unknown[] = Array.isArray(e[1]) ? e[1] : [];
+    let payload = '';
+    for (let j = 0; j + 1 < fields.length; j += 2) if (text(fields[j]) === 'p') payload = text(fields[j + 1]);
+    out.push({ id: text(e[0]), payload });
+  }
+  return out;
+}
+
 async function json<T>(promise: Promise<unknown>): Promise<T> {
-  const reply = await promise;
-  return JSON.parse(Buffer.isBuffer(reply) ? reply.toString('utf8') : String(reply)) as T;
+  return JSON.parse(text(await promise)) as T;
 }
 
 /** Builds the journal on a script runner. */
@@ -160,30 +198,22 @@ export function redisJournal(runner: ScriptRunner): WriteBackJournal {
     },
 
     async claim({ keys, group, consumer, leaseTtlMs, count }) {
-      const reply = await json<{
-        s: string;
-        o: string;
-        ep?: string;
-        e?: unknown;
-        len?: string;
-        old?: string;
-        now?: string;
-      }>(
-        run(
-          SCRIPTS.claim,
-          [keys.stream, keys.lease, keys.epoch],
-          [JSON.stringify({ g: group, c: consumer, ttl: String(Math.ceil(leaseTtlMs)), n: String(count) })],
-        ),
+      const reply = await run(
+        SCRIPTS.claim,
+        [keys.stream, keys.lease, keys.epoch],
+        [JSON.stringify({ g: group, c: consumer, ttl: String(Math.ceil(leaseTtlMs)), n: String(count) })],
       );
-      if (reply.s === 'busy') return { status: 'busy', holder: reply.o } satisfies ClaimResult;
+      const [header, listed] = Array.isArray(reply) ? reply : [reply];
+      const head = JSON.parse(text(header)) as ClaimHeader;
+      if (head.s === 'busy') return { status: 'busy', holder: head.o } satisfies ClaimResult;
       return {
         status: 'ok',
-        epoch: Number(reply.ep),
-        owner: reply.o,
-        entries: list<[string, string]>(reply.e).map(([id, payload]) => ({ id, payload })),
-        length: Number(reply.len),
-        oldest: reply.old || undefined,
-        now: Number(reply.now),
+        epoch: Number(head.ep),
+        owner: head.o,
+        entries: entriesOf(listed),
+        length: Number(head.len),
+        oldest: head.old || undefined,
+        now: Number(head.now),
       };
     },
 
@@ -211,17 +241,27 @@ export function redisJournal(runner: ScriptRunner): WriteBackJournal {
         }
         return String(i);
       };
+      // The id range bounds the script's one XPENDING scan.
+      let lo = entries[0]?.id ?? '0-0';
+      let hi = lo;
+      for (const e of entries) {
+        if (idBefore(e.id, lo)) lo = e.id;
+        if (idBefore(hi, e.id)) hi = e.id;
+      }
       const spec = {
         g: group,
         id: applied,
         ttl: String(Math.max(1, Math.ceil(ttlMs))),
-        e: entries.map((e) => [e.id, indexOf(e.row)]),
-        f: fills.map((f) => [indexOf(f.row), f.column, f.field]),
+        lo,
+        hi,
+        e: entries.map((e) => e.id),
+        r: entries.map((e) => Number(indexOf(e.row))),
+        f: fills.map((f) => [Number(indexOf(f.row)), f.column, f.field]),
       };
-      const reply = await json<{ a: unknown; now: string }>(
+      const reply = await json<{ a?: unknown; all?: number; now: string }>(
         run(SCRIPTS.ack, [keys.stream, keys.applied, ...rows], [JSON.stringify(spec)]),
       );
-      return { acked: list<string>(reply.a), now: Number(reply.now) };
+      return { acked: reply.all ? spec.e : list<string>(reply.a), now: Number(reply.now) };
     },
 
     async deadLetter({ keys, group, owner, entries }) {
