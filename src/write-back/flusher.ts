@@ -401,7 +401,10 @@ export class Flusher {
             }
           }
         }
-        await tx.setOffset(options.namespace, table.id, lastId, epoch);
+        // Never backwards: a replay of runs committed but not acknowledged (a crash, a lease
+        // taken over mid-flush, another batch size) may end below the offset a later run set.
+        const upTo = applied !== undefined && compareStreamIds(applied, lastId) > 0 ? applied : lastId;
+        await tx.setOffset(options.namespace, table.id, upTo, epoch);
         await options.hooks?.beforeCommit?.(table.id);
         return { fills, dead };
       },

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { eq, sql } from 'drizzle-orm';
+import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { splitByRows } from '../../src/write-back/coalesce.js';
 import type { RowWrite } from '../../src/write-back/ops.js';
@@ -94,5 +95,53 @@ describe('a flush larger than one run', () => {
       { id: 'p4000', views: 4000, title: 'late' },
       { id: 'p5', views: 6, title: null },
     ]);
+  });
+
+  it('a replay of runs committed but never acknowledged applies nothing twice (the offset never goes back)', async () => {
+    const namespace = `wb-${randomUUID().slice(0, 8)}`;
+    const app = openInstance({
+      pool: database.pool(4),
+      redisUrl: redis.url,
+      namespace,
+      writeBack: { worker: false },
+      tables: { pageViews: { pattern: 'write-back', flush: { every: '1h', batch: 10_000 } } },
+    });
+    open.push(app);
+    const check = database.pool(1);
+    await check.query('truncate page_views');
+    await check.query("insert into page_views (id, views) select 'r' || i, 0 from generate_series(0, 2499) as i");
+    // One flushed write first: the bookkeeping table and this table's offset row exist.
+    await app.db.update(pageViews).set({ title: 'first' }).where(eq(pageViews.id, 'r0'));
+    await app.cache.flush();
+    for (let i = 0; i < 2500; i++) {
+      await app.db
+        .update(pageViews)
+        .set({ views: sql`${pageViews.views} + ${1}` })
+        .where(eq(pageViews.id, `r${i}`));
+    }
+    // A flusher committed both runs (2,000 then 500 entries) and died before acknowledging either:
+    // the rows hold the increments and the offset is the last entry's id, the journal all of it.
+    const admin = new Redis(redis.url);
+    const streams = [];
+    for (const key of await admin.keys('*')) if ((await admin.type(key)) === 'stream') streams.push(key);
+    const stream = streams.find((k) => k.includes('page_views')) as string;
+    const [[lastId]] = (await admin.xrevrange(stream, '+', '-', 'COUNT', 1)) as [[string, string[]]];
+    admin.disconnect();
+    await check.query('update page_views set views = views + 1');
+    await check.query('update tablecache_write_back_offsets set last_id = $1 where namespace = $2', [
+      lastId,
+      `${namespace}:v1`,
+    ]);
+
+    await app.cache.flush(); // claims all 2,500 again, in two runs
+
+    const { rows } = await check.query<{ views: number; n: string }>(
+      'select views, count(*)::text as n from page_views group by views order by views',
+    );
+    expect(rows).toEqual([{ views: 1, n: '2500' }]);
+    const offset = await check.query('select last_id from tablecache_write_back_offsets where namespace = $1', [
+      `${namespace}:v1`,
+    ]);
+    expect(offset.rows).toEqual([{ last_id: lastId }]);
   });
 });
