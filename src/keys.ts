@@ -3,6 +3,8 @@ import { digest } from './hash.js';
 
 /** Query entry keys remembered at most (a few hundred bytes each). */
 const RECENT_ENTRIES = 4096;
+/** Longest query material whose key is remembered (characters). */
+const MAX_REMEMBERED_INPUT = 2048;
 
 /**
  * Builds every key of one namespace. All keys share the hash tag `{namespace:version}`, so the
@@ -60,6 +62,9 @@ export class KeySpace {
   /** `queryEntry` from `queryEntryDeps(tableIds)`; recent answers are remembered (hits repeat). */
   queryEntryOf(deps: string, material: string): string {
     const input = deps + material;
+    // Large materials (long IN lists, JSON parameters) are hashed each time: remembering them
+    // would hold megabytes for a cheap saving.
+    if (input.length > MAX_REMEMBERED_INPUT) return `${this.base}q:${digest(input)}`;
     let key = this.recentEntries.get(input);
     if (key === undefined) {
       key = `${this.base}q:${digest(input)}`;

@@ -147,9 +147,24 @@ export function redisStore(
     getMany(keys: readonly string[]): Promise<(Uint8Array | null)[]> {
       if (keys.length === 0) return Promise.resolve([]);
       // The hit path: no async wrapper, the views are made in the deadline's own callback.
-      const gate = watch?.gate;
-      if (gate) return deadlines.run('getMany', () => gate.then(() => redis.mgetBuffer(...keys)), toBytesAll);
-      return deadlines.run('getMany', () => redis.mgetBuffer(...keys), toBytesAll);
+      if (!watch) return deadlines.run('getMany', () => redis.mgetBuffer(...keys), toBytesAll);
+      const gate = watch.gate;
+      const epoch = watch.epoch;
+      // ioredis re-sends a command whose connection dropped: its reply may come from a new server
+      // that was not identified yet, so a read that spans a reconnect is refused.
+      const sameConnection = (reply: (Buffer | null)[]) => {
+        if (watch.epoch !== epoch) throw new Error('the connection was lost during the read');
+        return toBytesAll(reply);
+      };
+      if (!gate) return deadlines.run('getMany', () => redis.mgetBuffer(...keys), sameConnection);
+      const afterGate = async () => {
+        await gate;
+        const opened = watch.epoch;
+        const reply = await redis.mgetBuffer(...keys);
+        if (watch.epoch !== opened) throw new Error('the connection was lost during the read');
+        return reply;
+      };
+      return deadlines.run('getMany', afterGate, toBytesAll);
     },
 
     onServerChange(listener: () => Promise<void>): void {

@@ -22,13 +22,18 @@ export class ServerWatch {
   private ended = false;
   /** Set while reads must wait: from a lost connection until the server is identified. */
   gate: Promise<void> | undefined;
+  /** Counts lost connections: a read whose reply comes after a reconnect may come from another server. */
+  epoch = 0;
 
   /** `info` reads `INFO server` (with a deadline). */
   constructor(
     client: WatchedClient,
     private readonly info: () => Promise<string>,
   ) {
-    client.on('close', () => this.hold());
+    client.on('close', () => {
+      this.epoch++;
+      this.hold();
+    });
     client.on('ready', () => void this.identify());
     client.on('end', () => {
       this.ended = true;

@@ -37,11 +37,16 @@ async function withServer(args: string[], fn: (server: OwnRedis) => Promise<void
   }
 }
 
-function setup(server: OwnRedis, user?: { username: string; password: string }) {
-  const client = new Redis(server.url, { maxRetriesPerRequest: 1, retryStrategy: () => 50, ...(user ? { ...user, enableReadyCheck: false } : {}) });
+function setup(server: OwnRedis, user?: { username: string; password: string }, storeTimeout: `${number}s` = '1s') {
+  const client = new Redis(server.url, {
+    maxRetriesPerRequest: 1,
+    retryStrategy: () => 50,
+    ...(user ? { ...user, enableReadyCheck: false } : {}),
+  });
   client.on('error', () => {});
   const cache = createCache({
-    store: redisStore(client),
+    store: redisStore(client, { commandTimeoutMs: 10_000 }),
+    storeTimeout,
     policy: definePolicy<typeof schema>({
       namespace: 'restore',
       version: 1,
@@ -97,6 +102,33 @@ describe('a Redis server restored from an older snapshot', () => {
         const hits = s.cache.stats().tables.products?.hits ?? 0;
         expect(await s.list()).toEqual(['pen 2', 'ink']);
         expect(s.cache.stats().tables.products?.hits).toBe(hits + 1);
+      } finally {
+        await s.close();
+      }
+    });
+  });
+
+  it('a read sent before the connection dropped is not answered from the restored server', async () => {
+    await withServer([], async (server) => {
+      const s = setup(server, undefined, '10s');
+      try {
+        expect(await s.list()).toEqual(['pen', 'ink']);
+        await s.cache.flush();
+        const admin = new Redis(server.url);
+        await admin.save();
+        admin.disconnect();
+        await s.db.update(products).set({ title: 'pen 2' }).where(eq(products.id, 1));
+        expect(await s.list()).toEqual(['pen 2', 'ink']);
+        await s.cache.flush();
+
+        server.freeze(); // the next read's MGET is sent and never answered by this server
+        const read = s.list();
+        await new Promise((r) => setTimeout(r, 100));
+        await server.kill(); // ioredis re-sends the MGET to whatever answers the reconnect
+        await server.start();
+        expect(await read).toEqual(['pen 2', 'ink']);
+        await reconnected(s.client);
+        expect(await s.list()).toEqual(['pen 2', 'ink']);
       } finally {
         await s.close();
       }
