@@ -123,8 +123,11 @@ describe('a flush larger than one run', () => {
     // the rows hold the increments and the offset is the last entry's id, the journal all of it.
     const admin = new Redis(redis.url);
     const streams = [];
-    for (const key of await admin.keys('*')) if ((await admin.type(key)) === 'stream') streams.push(key);
-    const stream = streams.find((k) => k.includes('page_views')) as string;
+    for (const key of await admin.keys(`tc:{${namespace}:v1}:wb:*`)) {
+      if ((await admin.type(key)) === 'stream' && key.includes('page_views')) streams.push(key);
+    }
+    expect(streams).toHaveLength(1);
+    const stream = streams[0] as string;
     const [[lastId]] = (await admin.xrevrange(stream, '+', '-', 'COUNT', 1)) as [[string, string[]]];
     admin.disconnect();
     await check.query('update page_views set views = views + 1');
