@@ -60,6 +60,30 @@ export interface FreshnessClock {
 
 /** Remembered failed refreshes kept at most; beyond it the oldest are forgotten. */
 const MAX_FAILURES = 1000;
+
+/** Entries whose last refresh failed (entry key -> the failed entry's expiry), bounded. */
+export class FailedRefreshes {
+  private readonly failures = new Map<string, number>();
+
+  /** Whether the refresh of the entry that expires at `expiresAt` failed. */
+  failed(entryKey: string, expiresAt: number): boolean {
+    return this.failures.get(entryKey) === expiresAt;
+  }
+
+  /** Records a failed refresh, forgetting the oldest beyond the bound. */
+  remember(entryKey: string, expiresAt: number): void {
+    if (this.failures.size >= MAX_FAILURES) {
+      const oldest = this.failures.keys().next();
+      if (!oldest.done) this.failures.delete(oldest.value);
+    }
+    this.failures.set(entryKey, expiresAt);
+  }
+
+  /** Forgets the entry's failure (its refresh succeeded). */
+  forget(entryKey: string): void {
+    this.failures.delete(entryKey);
+  }
+}
 /** Strategy combinations memoized at most (one per distinct set of relations read). */
 const MAX_STRATEGIES = 10_000;
 /** A sliding extension rewrites the entry only when it moves the expiry by this share of the TTL. */
@@ -145,8 +169,7 @@ export class Freshness {
   /** Refreshes in flight, by entry key and generations: one per entry in this process. */
   private readonly refreshing = new Set<string>();
   private readonly extending = new Set<string>();
-  /** Entries whose last refresh failed: entry key -> the failed entry's expiry. */
-  private readonly failures = new Map<string, number>();
+  private readonly failures = new FailedRefreshes();
 
   constructor(
     private readonly deps: EngineDeps,
@@ -225,7 +248,7 @@ export class Freshness {
     if (state === 'expired') return undefined;
     const meta = head.meta;
     if (state === 'stale' && meta) {
-      const failedBefore = this.failures.get(context.entryKey) === meta.expiresAt;
+      const failedBefore = this.failures.failed(context.entryKey, meta.expiresAt);
       if (failedBefore && !strategy.serveStaleOnDbError) return undefined;
       this.refresh(context, meta);
       return { value, state: 'stale' };
@@ -256,10 +279,10 @@ export class Freshness {
       try {
         result = await context.request.execute();
       } catch (error) {
-        this.rememberFailure(context.entryKey, served.expiresAt);
+        this.failures.remember(context.entryKey, served.expiresAt);
         throw error;
       }
-      this.failures.delete(context.entryKey);
+      this.failures.forget(context.entryKey);
       const built = this.build(context, result, performance.now() - started);
       if (!built) return;
       const guards = context.counterKeys.map((key, i) => ({ key, expected: context.generations[i] as number }));
@@ -285,13 +308,5 @@ export class Freshness {
     const { guard, store } = this.deps;
     const work = guard.run('extend', () => store.setIfCounters({ key: entryKey, value, ttlMs }, guards));
     this.host.track(work.finally(() => this.extending.delete(entryKey)));
-  }
-
-  private rememberFailure(entryKey: string, expiresAt: number): void {
-    if (this.failures.size >= MAX_FAILURES) {
-      const oldest = this.failures.keys().next();
-      if (!oldest.done) this.failures.delete(oldest.value);
-    }
-    this.failures.set(entryKey, expiresAt);
   }
 }

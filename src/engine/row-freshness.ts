@@ -4,6 +4,7 @@ import { type EntryMeta, withMeta } from './envelope.js';
 import {
   combineStrategy,
   entryState,
+  FailedRefreshes,
   type FreshnessClock,
   jittered,
   refreshEarly,
@@ -42,9 +43,6 @@ export interface RowRefreshHost {
   refill(table: BoundTable, targets: readonly RowTarget[], computeStarted: number): Promise<void>;
 }
 
-/** Remembered failed refreshes kept at most; beyond it the oldest are forgotten. */
-const MAX_FAILURES = 1000;
-
 /**
  * The TTL strategies of row entries (docs/freshness.md), per table: jitter, sliding expiration,
  * early refresh and grace. Judges each row entry a read finds and runs the background refreshes
@@ -55,8 +53,7 @@ export class RowFreshness {
   private readonly strategies = new Map<string, Strategy>();
   private readonly refreshing = new Set<string>();
   private readonly extending = new Set<string>();
-  /** Rows whose last refresh failed: entry key -> the failed entry's expiry. */
-  private readonly failures = new Map<string, number>();
+  private readonly failures = new FailedRefreshes();
 
   constructor(
     private readonly deps: EngineDeps,
@@ -100,7 +97,7 @@ export class RowFreshness {
     const state = entryState(meta, now, strategy);
     if (state === 'expired') return 'expired';
     if (state === 'stale') {
-      const failedBefore = this.failures.get(entryKey) === meta.expiresAt;
+      const failedBefore = this.failures.failed(entryKey, meta.expiresAt);
       return failedBefore && !strategy.serveStaleOnDbError ? 'expired' : 'stale';
     }
     if (strategy.beta !== undefined && refreshEarly(meta, now, strategy.beta, this.clock.random)) return 'refresh';
@@ -126,10 +123,10 @@ export class RowFreshness {
       try {
         await host.refill(table, fresh, performance.now());
       } catch (error) {
-        for (const [entryKey, expiresAt] of failed) this.rememberFailure(entryKey, expiresAt);
+        for (const [entryKey, expiresAt] of failed) this.failures.remember(entryKey, expiresAt);
         throw error;
       }
-      for (const entryKey of failed.keys()) this.failures.delete(entryKey);
+      for (const entryKey of failed.keys()) this.failures.forget(entryKey);
     });
     host.track(
       work.finally(() => {
@@ -161,13 +158,5 @@ export class RowFreshness {
     const { guard, store } = this.deps;
     const work = guard.run('extend', () => store.setIfCounters({ key: entryKey, value, ttlMs }, [...target.guards]));
     track(work.finally(() => this.extending.delete(entryKey)));
-  }
-
-  private rememberFailure(entryKey: string, expiresAt: number): void {
-    if (this.failures.size >= MAX_FAILURES) {
-      const oldest = this.failures.keys().next();
-      if (!oldest.done) this.failures.delete(oldest.value);
-    }
-    this.failures.set(entryKey, expiresAt);
   }
 }
