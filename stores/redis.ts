@@ -273,8 +273,10 @@ export function redisStore(
     },
 
     async close(): Promise<void> {
-      if (!owned || closed) return;
+      if (closed) return;
       closed = true;
+      watch?.stop();
+      if (!owned) return;
       try {
         await withTimeout('close', timeoutMs > 0 ? timeoutMs : DEFAULT_COMMAND_TIMEOUT_MS, () => redis.quit());
       } catch {

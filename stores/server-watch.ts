@@ -2,6 +2,7 @@
 export interface WatchedClient {
   readonly status: string;
   on(event: 'close' | 'end' | 'ready', listener: () => void): unknown;
+  off(event: 'close' | 'end' | 'ready', listener: () => void): unknown;
 }
 
 /** Listeners are retried this often while one fails (reads stay held meanwhile). */
@@ -27,20 +28,34 @@ export class ServerWatch {
 
   /** `info` reads `INFO server` (with a deadline). */
   constructor(
-    client: WatchedClient,
+    private readonly client: WatchedClient,
     private readonly info: () => Promise<string>,
   ) {
-    client.on('close', () => {
-      this.epoch++;
-      this.hold();
-    });
-    client.on('ready', () => void this.identify());
-    client.on('end', () => {
-      this.ended = true;
-      this.open();
-    });
+    client.on('close', this.onClose);
+    client.on('ready', this.onReady);
+    client.on('end', this.onEnd);
     if (client.status === 'ready') void this.identify();
   }
+
+  /** Detaches from the client (a borrowed client outlives the store) and lets held reads through. */
+  stop(): void {
+    this.client.off('close', this.onClose);
+    this.client.off('ready', this.onReady);
+    this.client.off('end', this.onEnd);
+    this.onEnd();
+  }
+
+  private readonly onClose = (): void => {
+    this.epoch++;
+    this.hold();
+  };
+
+  private readonly onReady = (): void => void this.identify();
+
+  private readonly onEnd = (): void => {
+    this.ended = true;
+    this.open();
+  };
 
   /** Calls `listener` (and holds reads until it settles) whenever the server changed. */
   onChange(listener: () => Promise<void>): void {

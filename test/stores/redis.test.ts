@@ -133,6 +133,24 @@ describe('redisStore', () => {
     }
   });
 
+  it('detaches from a client passed in on close, so stores opened and closed on it leave no listeners', async () => {
+    const client = new Redis(url);
+    const counts = () => ['close', 'ready', 'end'].map((e) => client.listenerCount(e));
+    try {
+      await client.ping();
+      const before = counts();
+      for (let i = 0; i < 20; i++) {
+        const store = redisStore(client);
+        await store.getMany(['tc:test:listener-probe']);
+        expect(counts().every((n, j) => n > (before[j] as number))).toBe(true);
+        await store.close();
+      }
+      expect(counts()).toEqual(before);
+    } finally {
+      await client.quit();
+    }
+  });
+
   describe('against a server that never answers', () => {
     let server: Server;
     const sockets = new Set<Socket>();
