@@ -17,10 +17,13 @@ export interface StoreCapabilities {
   advance?: (ms: number) => void | Promise<void>;
 }
 
-/** TTL short enough to wait out in real time. */
-const SHORT_TTL = 100;
-/** Comfortably past SHORT_TTL, so expiry is certain without timing assertions. */
-const PAST_SHORT_TTL = 300;
+/**
+ * TTL short enough to wait out in real time, yet long enough that the checks made right after a
+ * write (the entry or counter is there) hold on a loaded machine: a second between two commands.
+ */
+const SHORT_TTL = 1000;
+/** Past SHORT_TTL, so expiry is certain without timing assertions (Redis expires on access). */
+const PAST_SHORT_TTL = 1200;
 const LONG_TTL = 60_000;
 
 /**

@@ -53,7 +53,8 @@ function instance(options: Options) {
       version: 1,
       tables: { people: { pattern: 'cache-aside' } },
     }),
-    storeTimeout: '100ms',
+    // Well above a loaded machine's hiccups: only a frozen or killed Redis makes a call time out.
+    storeTimeout: '300ms',
     breaker: { failures: options.failures ?? 2, cooldown: options.cooldown ?? '200ms' },
     // Shorter than the waits below, so recovery shows within the test (default 2 s).
     recoveryQuarantine: '150ms',

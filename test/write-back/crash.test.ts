@@ -4,6 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeBackOf } from '../../src/write-back/attach.js';
@@ -97,6 +98,18 @@ async function pending(app: Instance): Promise<number> {
   return (await runtime.status()).reduce((n, s) => n + s.length, 0);
 }
 
+/** True once every write-back table was claimed by a flusher (its lease epoch counter exists). */
+async function allClaimed(app: Instance): Promise<boolean> {
+  const runtime = writeBackOf(app.cache.attach({ tables: [] }))!;
+  const client = new Redis(redis.url);
+  try {
+    const epochs = await client.mget(...[...runtime.tables.values()].map((t) => t.keys.epoch));
+    return epochs.every((epoch) => epoch !== null);
+  } finally {
+    client.disconnect();
+  }
+}
+
 async function waitFor(condition: () => Promise<boolean> | boolean, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
@@ -162,8 +175,8 @@ describe('the flusher process killed with SIGKILL', () => {
     try {
       const worker = spawnWorker(policy);
       await waitFor(() => worker.output().includes('flushing'));
-      // Let the worker's start-up pass finish: after it, the next flush is an hour away.
-      await new Promise((r) => setTimeout(r, 1500));
+      // Wait out the worker's start-up pass (it claims every table once): the next flush is an hour away.
+      await waitFor(() => allClaimed(app));
       await app.db.insert(pageViews).values({ id: 'term', views: 1 });
       for (let i = 0; i < 20; i++) await app.cache.increment('page_views', 'term', { views: 1 });
       // Its next scheduled flush is an hour away: only the drain on SIGTERM can apply these.

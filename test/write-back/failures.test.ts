@@ -154,8 +154,14 @@ describe('back-pressure', () => {
     await expect(app.db.insert(pageViews).values({ id: 'late' })).rejects.toMatchObject({
       code: 'E_WRITE_BACK_TIMEOUT',
     });
-    const waiting = app.db.insert(pageViews).values({ id: '4' });
+    // An instance with room to wait: the flusher started below may take long on a loaded machine.
+    const patient = instance({ worker: false, waitTimeout: '20s' }, bounded('wait'));
+    let settled = false;
+    const waiting = Promise.resolve(patient.db.insert(pageViews).values({ id: '4' })).finally(() => {
+      settled = true;
+    });
     await new Promise((r) => setTimeout(r, 100));
+    expect(settled).toBe(false); // held: no flusher has made room yet
     const worker = instance({ waitTimeout: '5s' }, bounded('wait'));
     await waiting;
     await worker.cache.flush();
