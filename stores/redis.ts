@@ -380,10 +380,21 @@ class Deadlines {
       () => {
         const now = performance.now();
         // Insertion order is deadline order (one timeout for all calls): stop at the first not due.
+        const due: Pending[] = [];
         for (const entry of this.pending) {
           if (entry.deadline > now) break;
-          this.pending.delete(entry);
-          entry.reject(new StoreError(`redis ${entry.op} timed out after ${this.timeoutMs} ms`));
+          due.push(entry);
+        }
+        // Reject after this turn's I/O (timers run before it): a reply that arrived while the
+        // process was busy (a GC pause, a long task) settles first, so only a slow server times out.
+        if (due.length > 0) {
+          setImmediate(() => {
+            for (const entry of due) {
+              if (this.pending.delete(entry)) {
+                entry.reject(new StoreError(`redis ${entry.op} timed out after ${this.timeoutMs} ms`));
+              }
+            }
+          });
         }
         if (this.pending.size === 0) {
           clearInterval(this.sweeper);

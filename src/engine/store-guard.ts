@@ -113,8 +113,16 @@ export class StoreGuard {
     const every = Math.max(2, Math.floor(this.options.timeoutMs / 4));
     this.sweeper = setInterval(() => {
       const now = performance.now();
+      const due: Waiter[] = [];
       for (const waiter of this.waiting) {
-        if (waiter.deadline <= now) waiter.expire(this.options.timeoutMs);
+        if (waiter.deadline <= now) due.push(waiter);
+      }
+      // Expire after this turn's I/O (timers run before it): an answer that arrived while the
+      // process was busy (a GC pause, a long task) settles first, so only a slow store times out.
+      if (due.length > 0) {
+        setImmediate(() => {
+          for (const waiter of due) waiter.expire(this.options.timeoutMs);
+        });
       }
       if (this.waiting.size === 0) {
         clearInterval(this.sweeper);
