@@ -47,6 +47,10 @@ export interface ClientContext {
   connectionFrame: TransactionFrame | undefined;
   /** True when the client is one connection rather than a pool. */
   singleConnection: boolean;
+  /** On a single connection: cached reads issued outside a transaction, until they settle. */
+  reads?: Set<Promise<unknown>>;
+  /** On a single connection: set while a transaction waits for those reads before its BEGIN. */
+  gate?: Promise<void> | undefined;
   /** Write-back (issue 4): the schema module, for column defaults; else read from the Drizzle client. */
   schema?: Record<string, unknown> | undefined;
 }
@@ -149,6 +153,9 @@ export function wrapSession(
     const route = (queryString: string, params: unknown[], run: () => Promise<unknown>): Promise<unknown> => {
       const execute = driverCall(run, rowWrite ? query.sql : queryString, params);
       if (plan.kind === 'other') return execute();
+      // A transaction is about to begin on this connection: what is issued now runs after its BEGIN.
+      const gate = frame === undefined ? context.gate : undefined;
+      if (gate) return gate.then(() => route(queryString, params, run));
       // Write-back (issue 4): journals, serves or drains statements on write-back tables.
       const journaled = writeBack?.handle({
         sql: queryString,
@@ -182,28 +189,37 @@ export function wrapSession(
       if (!plan.relations) return execute();
       const limit = rowRead?.limitParam === undefined ? undefined : params[rowRead.limitParam - 1];
       if (rowRead && shape && (limit === undefined || (Number.isSafeInteger(limit) && (limit as number) >= 0))) {
-        return context.engine.readRows({
-          table: rowRead.table,
-          keys: rowRead.keys.map((key) => key.map((i) => params[i - 1])),
-          transaction: currentFrame(),
-          fetch: (keys) => fetchRows(raw, rowRead, keys),
-          assemble: (rows) => assemble(shape, rowRead, rows, limit as number | undefined),
-          execute,
-        });
+        return trackIssuedRead(
+          context,
+          currentFrame(),
+          context.engine.readRows({
+            table: rowRead.table,
+            keys: rowRead.keys.map((key) => key.map((i) => params[i - 1])),
+            transaction: currentFrame(),
+            fetch: (keys) => fetchRows(raw, rowRead, keys),
+            assemble: (rows) => assemble(shape, rowRead, rows, limit as number | undefined),
+            execute,
+          }),
+        );
       }
       if (identityOf !== queryString) {
         identityOf = queryString;
         identity = `${rowMode}\u0001${queryString}`;
       }
-      return context.engine.read({
-        relations: plan.relations,
-        identity,
-        params,
-        transaction: currentFrame(),
-        locking: plan.locking,
-        execute,
-        toCacheable: rowMode === 'array' ? cacheableRows : cacheableResult,
-      });
+      const transaction = currentFrame();
+      return trackIssuedRead(
+        context,
+        transaction,
+        context.engine.read({
+          relations: plan.relations,
+          identity,
+          params,
+          transaction,
+          locking: plan.locking,
+          execute,
+          toCacheable: rowMode === 'array' ? cacheableRows : cacheableResult,
+        }),
+      );
     };
     return prepared;
   };
@@ -224,12 +240,31 @@ export function wrapSession(
     const txFrame = context.engine.beginTransaction(undefined);
     const onConnection = context.singleConnection;
     if (onConnection) context.connectionFrame = txFrame;
+    // Reads issued before this transaction send their query after their cache lookup: uncached,
+    // they would run before BEGIN, so BEGIN waits for them (else they see its uncommitted writes).
+    let begun: (() => void) | undefined;
+    let gate: Promise<void> | undefined;
+    if (onConnection && frame === undefined && context.reads && context.reads.size > 0) {
+      const earlier = Promise.allSettled(context.reads);
+      gate = new Promise<void>((resolve) => {
+        begun = resolve;
+      });
+      context.gate = gate;
+      await earlier;
+    }
+    const open = () => {
+      if (!begun) return;
+      if (context.gate === gate) context.gate = undefined;
+      begun();
+      begun = undefined;
+    };
     let callbackSettled = false;
     let result: unknown;
     try {
       result = await raw.transaction.call(
         wrapped,
         async (tx) => {
+          open();
           const value = await callback(wrapTransaction(tx, context, txFrame));
           callbackSettled = true;
           return value;
@@ -237,6 +272,7 @@ export function wrapSession(
         config,
       );
     } catch (error) {
+      open();
       if (onConnection) context.connectionFrame = undefined;
       // The callback finished but COMMIT failed: the outcome is unknown, so invalidate anyway.
       if (callbackSettled) await context.engine.commitTransaction(txFrame);
@@ -249,6 +285,17 @@ export function wrapSession(
   };
 
   return wrapped;
+}
+
+/** Remembers a cached read issued outside a transaction on a single connection until it settles. */
+function trackIssuedRead<T>(context: ClientContext, frame: TransactionFrame | undefined, read: Promise<T>): Promise<T> {
+  if (!context.singleConnection || frame) return read;
+  context.reads ??= new Set();
+  const reads = context.reads;
+  reads.add(read);
+  const done = () => reads.delete(read);
+  read.then(done, done);
+  return read;
 }
 
 /** The row-entry plan of a builder select that reads a row table by primary key. */
