@@ -37,11 +37,19 @@ local function loadrow(key, stamp)
   end
   return { f = f }
 end
--- absent: the key is known not to exist (nothing to clear first).
+-- absent: the key is known not to exist (nothing to clear first). Field k marks a row that holds
+-- an unknown column when written, so the acknowledgement reads three fields, not the whole hash
+-- (fills may clear the unknowns later: k then over-reports, and the acknowledgement checks).
 local function writerow(key, f, ttl, absent)
   if not absent then redis.call('DEL', key) end
+  f.k = nil
   local args = {}
-  for k, v in pairs(f) do args[#args + 1] = k args[#args + 1] = v end
+  local unknown = false
+  for k, v in pairs(f) do
+    args[#args + 1] = k args[#args + 1] = v
+    if v == 'u' and string.sub(k, 1, 2) == 'c:' then unknown = true end
+  end
+  if unknown then args[#args + 1] = 'k' args[#args + 1] = '1' end
   redis.call('HSET', key, unpack(args))
   if tonumber(f.n or '0') <= 0 then redis.call('PEXPIRE', key, ttl) end
 end
@@ -364,7 +372,7 @@ end
  * KEYS: stream, applied, rows...; ARGV[1]: { g, id, ttl, lo, hi, e: [ids], r: [rowIndex per id],
  * f: [[rowIndex, column, field]] } with lo/hi the smallest and largest id of `e`.
  * Per batch, not per entry: one paged XPENDING finds which ids are still pending, one XACK and one
- * XDEL per chunk; per row, one HGETALL and one HSET (plus PEXPIRE when nothing stays pending).
+ * XDEL per chunk; per row, one HMGET and one HSET (plus PEXPIRE when nothing stays pending).
  */
 export const ACK = `${PRELUDE}${ID_COMPARE}
 local spec = cjson.decode(ARGV[1])
@@ -423,20 +431,12 @@ if #spec.f > 0 then
   end
 end
 for _, key in ipairs(touched) do
-  -- One HGETALL read as a flat list: the pending count, the dead-letter mark, and whether a
-  -- column is unknown (only c: fields ever hold 'u'; x, n, e and s never do).
-  local flat = redis.call('HGETALL', key)
-  if #flat > 0 then
-    local n, s, unknown = 0, nil, false
-    for j = 1, #flat, 2 do
-      local k, v = flat[j], flat[j + 1]
-      if k == 'n' then n = tonumber(v)
-      elseif k == 's' then s = v
-      elseif v == 'u' then unknown = true end
-    end
-    n = n - dec[key]
+  -- The pending count, the dead-letter mark, the unknown-column mark, and x (every row has it).
+  local h = redis.call('HMGET', key, 'n', 's', 'k', 'x')
+  if h[1] or h[4] then
+    local n = tonumber(h[1] or '0') - dec[key]
     if n > 0 then redis.call('HSET', key, 'n', fmt(n))
-    elseif s == '1' or unknown then redis.call('DEL', key)
+    elseif h[2] == '1' or (h[3] and has_unknown(hgetall(key))) then redis.call('DEL', key)
     else
       redis.call('HSET', key, 'n', '0')
       redis.call('PEXPIRE', key, spec.ttl)

@@ -378,7 +378,7 @@ export function runJournalConformance(name: string, make: () => Promise<JournalU
 
       it('fills database-computed columns at acknowledgement, and drops rows that stay unknown', async () => {
         const t = table();
-        await t.append([ins('1', [unknown('at')]), ins('2', [unknown('at')])]);
+        await t.append([ins('1', [set('name', 'a'), unknown('at')]), ins('2', [set('name', 'b'), unknown('at')])]);
         const c = await t.claim();
         if (c.status !== 'ok') throw new Error('expected ok');
         const [e1, e2] = c.entries;
@@ -395,6 +395,9 @@ export function runJournalConformance(name: string, make: () => Promise<JournalU
         });
         expect(await t.read('1', ['at'])).toEqual({ kind: 'hit', fields: { x: '1', 'c:at': 'v2024-01-01 00:00:00' } });
         expect(await t.read('2', ['at'])).toEqual({ kind: 'miss' });
+        // A row with a column that stays unknown is served to no reader, whatever columns it wants.
+        expect(await t.read('2', ['name'])).toEqual({ kind: 'miss' });
+        expect(await t.read('1', ['name'])).toEqual({ kind: 'hit', fields: { x: '1', 'c:name': 'va' } });
       });
 
       it('lets another consumer take over an expired lease with a higher epoch and the pending entries', async () => {
