@@ -271,8 +271,11 @@ export class RowCache {
         else await this.host.invalidate(undefined);
       }
     }
-    const others = tables.filter((t) => t !== id);
-    const publishing = !frame && bound.policy.pattern === 'write-through' && request.kind !== 'delete';
+    // A foreign key of the table into itself (a tree with ON DELETE CASCADE, SET NULL, ON UPDATE
+    // CASCADE) changes rows the statement does not return: the whole table is invalidated.
+    const selfCascade = bound.info.dependents?.includes(id) ?? false;
+    const others = selfCascade ? tables : tables.filter((t) => t !== id);
+    const publishing = !frame && !selfCascade && bound.policy.pattern === 'write-through' && request.kind !== 'delete';
     const prepared = publishing ? await this.prepare(id, codec, request.knownKeys) : undefined;
     let written: WrittenRows<T>;
     try {
@@ -446,8 +449,8 @@ export class RowCache {
     }
     const items = [...byPk.values()];
     if (hooks?.beforePublish) await hooks.beforePublish(id, [...byPk.keys()]);
-    const whole = unaddressable ? [id, ...others] : [...others];
-    const queryOnly = unaddressable ? [] : [id];
+    const whole = unaddressable && !others.includes(id) ? [id, ...others] : [...others];
+    const queryOnly = whole.includes(id) ? [] : [id];
     await telemetry.operation(prepared ? 'put' : 'invalidate', id, bound.policy.pattern, async (scope) => {
       const [published, bumped] = await Promise.all([
         items.length > 0
