@@ -47,7 +47,7 @@ export interface ClientContext {
   connectionFrame: TransactionFrame | undefined;
   /** True when the client is one connection rather than a pool. */
   singleConnection: boolean;
-  /** On a single connection: cached reads issued outside a transaction, until they settle. */
+  /** On a single connection: cached reads and row writes issued outside a transaction, until they settle. */
   reads?: Set<Promise<unknown>>;
   /** On a single connection: set while a transaction waits for those reads before its BEGIN. */
   gate?: Promise<void> | undefined;
@@ -169,27 +169,33 @@ export function wrapSession(
       if (journaled) return journaled;
       if (plan.kind === 'write') {
         if (rowWrite && plan.relations) {
-          return context.engine.writeRows({
-            table: rowWrite.table,
-            relations: plan.relations,
-            transaction: currentFrame(),
-            kind: rowWrite.kind,
-            knownKeys: rowWrite.keys?.map((key) => key.map((i) => params[i - 1])),
-            execute: async () => {
-              const result = await execute();
-              const rows = rowWrite.positions
-                ? readOwnRows(result, rowWrite.columns, rowWrite.positions)
-                : takeAppendedRows(result, rowMode, rowWrite.columns);
-              return { result, rows };
-            },
-          });
+          // A write-through write announces its rows in the store before its statement: tracked
+          // like a cached read, so a transaction opened meanwhile does not receive that statement.
+          return trackIssued(
+            context,
+            currentFrame(),
+            context.engine.writeRows({
+              table: rowWrite.table,
+              relations: plan.relations,
+              transaction: currentFrame(),
+              kind: rowWrite.kind,
+              knownKeys: rowWrite.keys?.map((key) => key.map((i) => params[i - 1])),
+              execute: async () => {
+                const result = await execute();
+                const rows = rowWrite.positions
+                  ? readOwnRows(result, rowWrite.columns, rowWrite.positions)
+                  : takeAppendedRows(result, rowMode, rowWrite.columns);
+                return { result, rows };
+              },
+            }),
+          );
         }
         return context.engine.write({ relations: plan.relations, transaction: currentFrame(), execute });
       }
       if (!plan.relations) return execute();
       const limit = rowRead?.limitParam === undefined ? undefined : params[rowRead.limitParam - 1];
       if (rowRead && shape && (limit === undefined || (Number.isSafeInteger(limit) && (limit as number) >= 0))) {
-        return trackIssuedRead(
+        return trackIssued(
           context,
           currentFrame(),
           context.engine.readRows({
@@ -207,7 +213,7 @@ export function wrapSession(
         identity = `${rowMode}\u0001${queryString}`;
       }
       const transaction = currentFrame();
-      return trackIssuedRead(
+      return trackIssued(
         context,
         transaction,
         context.engine.read({
@@ -240,8 +246,9 @@ export function wrapSession(
     const txFrame = context.engine.beginTransaction(undefined);
     const onConnection = context.singleConnection;
     if (onConnection) context.connectionFrame = txFrame;
-    // Reads issued before this transaction send their query after their cache lookup: uncached,
-    // they would run before BEGIN, so BEGIN waits for them (else they see its uncommitted writes).
+    // Reads and writes issued before this transaction send their statement after a store round
+    // trip: uncached, they would run before BEGIN, so BEGIN waits for them (else they see its
+    // uncommitted writes, or join it and are rolled back with it).
     let begun: (() => void) | undefined;
     let gate: Promise<void> | undefined;
     if (onConnection && frame === undefined && context.reads && context.reads.size > 0) {
@@ -287,8 +294,8 @@ export function wrapSession(
   return wrapped;
 }
 
-/** Remembers a cached read issued outside a transaction on a single connection until it settles. */
-function trackIssuedRead<T>(context: ClientContext, frame: TransactionFrame | undefined, read: Promise<T>): Promise<T> {
+/** Remembers a cached read or row write issued outside a transaction on a single connection until it settles. */
+function trackIssued<T>(context: ClientContext, frame: TransactionFrame | undefined, read: Promise<T>): Promise<T> {
   if (!context.singleConnection || frame) return read;
   context.reads ??= new Set();
   const reads = context.reads;
