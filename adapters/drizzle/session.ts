@@ -12,6 +12,7 @@ import {
   takeAppendedRows,
   zip,
 } from './driver-result.js';
+import { type ManualTransactionContext, manualControl, runTransactionControl } from './manual-transaction.js';
 import { planStatement, type QueryPlan, type StatementOrigin } from './query-plan.js';
 import { planRowRead, planRowWrite, type RowReadPlan, type RowWritePlan } from './row-plan.js';
 // Write-back (issue 4).
@@ -41,7 +42,7 @@ export interface DrizzleTransaction {
 }
 
 /** State shared by all sessions of one wrapped client. */
-export interface ClientContext {
+export interface ClientContext extends ManualTransactionContext {
   engine: Engine;
   /** On a single connection (a pg Client, PGlite), the open transaction every query belongs to. */
   connectionFrame: TransactionFrame | undefined;
@@ -113,6 +114,8 @@ export function wrapSession(
   wrapped[RAW] = raw;
   wrapped.pendingOrigin = undefined;
   const currentFrame = () => frame ?? context.connectionFrame;
+  // Raw BEGIN/COMMIT/ROLLBACK outside `db.transaction`, on one connection, open and close a frame.
+  const onConnection = context.singleConnection && frame === undefined;
   // Write-back (issue 4): the hook for statements on write-back tables (undefined without any).
   const writeBack = writeBackHook(context, raw, frame === undefined);
 
@@ -152,10 +155,13 @@ export function wrapSession(
     // Not async: a cache hit resolves with one promise layer less.
     const route = (queryString: string, params: unknown[], run: () => Promise<unknown>): Promise<unknown> => {
       const execute = driverCall(run, rowWrite ? query.sql : queryString, params);
-      if (plan.kind === 'other') return execute();
+      const control = plan.kind === 'other' && onConnection ? manualControl(context, queryString) : undefined;
+      if (plan.kind === 'other' && !control) return execute();
       // A transaction is about to begin on this connection: what is issued now runs after its BEGIN.
       const gate = frame === undefined ? context.gate : undefined;
       if (gate) return gate.then(() => route(queryString, params, run));
+      if (control) return runTransactionControl(context, control, execute);
+      if (plan.kind === 'other') return execute();
       // Write-back (issue 4): journals, serves or drains statements on write-back tables.
       const journaled = writeBack?.handle({
         sql: queryString,
