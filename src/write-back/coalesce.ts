@@ -72,14 +72,13 @@ function fold(plan: RowPlan, write: RowWrite): void {
     round = { del: false };
     plan.rounds.push(round);
   }
-  const next = (r: RoundOp) => plan.rounds.push(r);
   const state = existence(round);
   if (write.k === 'upd') {
     if (state === 'absent') return;
     if (round.ins?.kind === 'ins' && !round.upd && mergeIntoValues(round.ins.values, write.s ?? [])) return;
     const merged = mergeOps(round.upd ?? new Map(), write.s ?? []);
     if (merged) round.upd = merged;
-    else next({ del: false, upd: mergeOps(new Map(), write.s ?? []) ?? new Map() });
+    else plan.rounds.push({ del: false, upd: mergeOps(new Map(), write.s ?? []) ?? new Map() });
     return;
   }
   const values = new Map<string, string>();
@@ -101,7 +100,7 @@ function fold(plan: RowPlan, write: RowWrite): void {
       }
     }
   }
-  next({ del: false, ins: stage });
+  plan.rounds.push({ del: false, ins: stage });
 }
 
 /** Applies changes to an insert's values; false (values untouched) when a delta hits a DEFAULT. */
