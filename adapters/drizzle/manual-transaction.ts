@@ -19,6 +19,26 @@ export interface ManualTransactionContext {
   gate?: Promise<void> | undefined;
 }
 
+/**
+ * Before a BEGIN on a single connection: waits for the cached reads and row writes issued before
+ * it (each sends its statement after a store round trip; uncached, it would run before BEGIN) and
+ * meanwhile holds statements issued after it. Resolves to the call that lets those go once BEGIN
+ * was sent. Undefined, synchronously, when nothing is in flight: BEGIN goes out at once.
+ */
+export function holdForBegin(context: ManualTransactionContext): Promise<() => void> | undefined {
+  if (!context.reads || context.reads.size === 0) return undefined;
+  const earlier = Promise.allSettled(context.reads);
+  let release: () => void = () => {};
+  const gate = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  context.gate = gate;
+  return earlier.then(() => () => {
+    if (context.gate === gate) context.gate = undefined;
+    release();
+  });
+}
+
 /** A BEGIN, or a COMMIT or ROLLBACK (`and chain` begins the next transaction at once). */
 export type Control = { verb: 'begin' } | { verb: 'commit' | 'rollback'; chain: boolean };
 
@@ -63,17 +83,10 @@ export function runTransactionControl(
     const frame = engine.beginTransaction(undefined);
     context.connectionFrame = frame;
     context.manualFrame = frame;
-    // Statements issued before BEGIN whose own statement waits for the store run first, as uncached.
-    if (!context.reads || context.reads.size === 0) return execute();
-    const earlier = Promise.allSettled(context.reads);
-    let open: () => void = () => {};
-    const gate = new Promise<void>((resolve) => {
-      open = resolve;
-    });
-    context.gate = gate;
-    return earlier.then(() => {
+    const held = holdForBegin(context);
+    if (!held) return execute();
+    return held.then((open) => {
       const sent = execute();
-      if (context.gate === gate) context.gate = undefined;
       open();
       return sent;
     });

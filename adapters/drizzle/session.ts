@@ -12,7 +12,12 @@ import {
   takeAppendedRows,
   zip,
 } from './driver-result.js';
-import { type ManualTransactionContext, manualControl, runTransactionControl } from './manual-transaction.js';
+import {
+  holdForBegin,
+  type ManualTransactionContext,
+  manualControl,
+  runTransactionControl,
+} from './manual-transaction.js';
 import { planStatement, type QueryPlan, type StatementOrigin } from './query-plan.js';
 import { planRowRead, planRowWrite, type RowReadPlan, type RowWritePlan } from './row-plan.js';
 // Write-back (issue 4).
@@ -48,10 +53,6 @@ export interface ClientContext extends ManualTransactionContext {
   connectionFrame: TransactionFrame | undefined;
   /** True when the client is one connection rather than a pool. */
   singleConnection: boolean;
-  /** On a single connection: cached reads and row writes issued outside a transaction, until they settle. */
-  reads?: Set<Promise<unknown>>;
-  /** On a single connection: set while a transaction waits for those reads before its BEGIN. */
-  gate?: Promise<void> | undefined;
   /** Write-back (issue 4): the schema module, for column defaults; else read from the Drizzle client. */
   schema?: Record<string, unknown> | undefined;
 }
@@ -252,25 +253,10 @@ export function wrapSession(
     const txFrame = context.engine.beginTransaction(undefined);
     const onConnection = context.singleConnection;
     if (onConnection) context.connectionFrame = txFrame;
-    // Reads and writes issued before this transaction send their statement after a store round
-    // trip: uncached, they would run before BEGIN, so BEGIN waits for them (else they see its
-    // uncommitted writes, or join it and are rolled back with it).
-    let begun: (() => void) | undefined;
-    let gate: Promise<void> | undefined;
-    if (onConnection && frame === undefined && context.reads && context.reads.size > 0) {
-      const earlier = Promise.allSettled(context.reads);
-      gate = new Promise<void>((resolve) => {
-        begun = resolve;
-      });
-      context.gate = gate;
-      await earlier;
-    }
-    const open = () => {
-      if (!begun) return;
-      if (context.gate === gate) context.gate = undefined;
-      begun();
-      begun = undefined;
-    };
+    // Reads and writes issued before this transaction would otherwise see its uncommitted writes,
+    // or join it and be rolled back with it.
+    const held = onConnection && frame === undefined ? holdForBegin(context) : undefined;
+    const open = held ? await held : NO_HOLD;
     let callbackSettled = false;
     let result: unknown;
     try {
@@ -299,6 +285,8 @@ export function wrapSession(
 
   return wrapped;
 }
+
+const NO_HOLD = (): void => {};
 
 /** Remembers a cached read or row write issued outside a transaction on a single connection until it settles. */
 function trackIssued<T>(context: ClientContext, frame: TransactionFrame | undefined, read: Promise<T>): Promise<T> {
