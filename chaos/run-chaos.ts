@@ -21,6 +21,12 @@ export interface ChaosOptions extends RigOptions {
   faults?: readonly FaultKind[];
   /** Mean time between two faults. @default 1000 */
   faultIntervalMs?: number;
+  /**
+   * At most this many operations per second, all workers together (default: as fast as they go).
+   * Entries age at wall-clock speed: a fixed rate keeps how often a row is written or read between
+   * two expiries the same on a fast machine and a slow one.
+   */
+  opsPerSecond?: number;
   /** Progress lines. */
   log?: (line: string) => void;
 }
@@ -75,10 +81,15 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosResult> {
     const deadline = started + options.seconds * 1000;
     let launched = 0;
     let done = 0;
+    const pace = options.opsPerSecond ? 1000 / options.opsPerSecond : 0;
     const worker = async (index: number) => {
       const wrng = rng.fork();
       while (launched < options.ops && performance.now() < deadline) {
-        launched++;
+        // Operation n starts no earlier than n / opsPerSecond seconds into the run.
+        const slot = launched++;
+        const due = started + slot * pace - performance.now();
+        if (due > 0) await new Promise((resolve) => setTimeout(resolve, due));
+        if (performance.now() >= deadline) break;
         const instance = wrng.pick(instances);
         const set = wrng.pick(sets);
         const kind = wrng.weighted(OPERATIONS);

@@ -1,6 +1,6 @@
 /**
  * `npm run chaos -- --ops 100000 --workers 8 --seconds 600 --seed 1 [--patterns cache-aside,none]
- * [--faults redis-restart,redis-freeze,redis-client-kill,pg-terminate|none] [--fault-interval 1000]
+ * [--faults redis-restart,redis-freeze,redis-client-kill,pg-terminate|none] [--fault-interval 1000] [--ops-per-second N]
  * [--cluster 3] [--freshness] [--items 300]`: a randomized workload through
  * two tablecache instances with Redis and PostgreSQL faults, then a consistency check of its history.
  * Exits 1 when the checker finds a stale read, a lost or duplicated write, or any other anomaly.
@@ -22,6 +22,7 @@ const { values } = parseArgs({
     patterns: { type: 'string' },
     faults: { type: 'string' },
     'fault-interval': { type: 'string', default: '1000' },
+    'ops-per-second': { type: 'string' },
     'store-timeout': { type: 'string' },
     excerpts: { type: 'string', default: '5' },
     cluster: { type: 'string' },
@@ -46,6 +47,7 @@ const result = await runChaos({
   patterns: values.patterns?.split(',') as Pattern[] | undefined,
   faults: faults as FaultKind[],
   faultIntervalMs: Number(values['fault-interval']),
+  opsPerSecond: values['ops-per-second'] === undefined ? undefined : Number(values['ops-per-second']),
   storeTimeout: values['store-timeout'] as `${number}ms` | undefined,
   freshness: values.freshness,
   // --items N: a larger key space (N item rows, 80% seeded), so rows age between writes.
