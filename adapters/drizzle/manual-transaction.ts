@@ -10,6 +10,7 @@ import { tokenize } from './sql-lexer.js';
 /** The connection state a raw transaction statement changes (part of the session's ClientContext). */
 export interface ManualTransactionContext {
   engine: Engine;
+  /** On a single connection (a pg Client, PGlite), the open transaction every query belongs to. */
   connectionFrame: TransactionFrame | undefined;
   /** The frame a raw BEGIN opened (undefined inside `db.transaction`). */
   manualFrame?: TransactionFrame | undefined;

@@ -48,9 +48,6 @@ export interface DrizzleTransaction {
 
 /** State shared by all sessions of one wrapped client. */
 export interface ClientContext extends ManualTransactionContext {
-  engine: Engine;
-  /** On a single connection (a pg Client, PGlite), the open transaction every query belongs to. */
-  connectionFrame: TransactionFrame | undefined;
   /** True when the client is one connection rather than a pool. */
   singleConnection: boolean;
   /** Write-back (issue 4): the schema module, for column defaults; else read from the Drizzle client. */

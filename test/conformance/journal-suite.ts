@@ -21,6 +21,19 @@ const unknown = (c: string): Change => ({ k: 's', c, v: 'u' });
 const delta = (c: string, v: string, lo?: string, hi?: string): Change =>
   lo === undefined || hi === undefined ? { k: 'd', c, v } : { k: 'd', c, v, lo, hi };
 
+/** The keys of one test table's journal under `tag` (one hash tag, so Redis Cluster takes them too). */
+export function journalKeys(tag: string): JournalKeys {
+  return {
+    stream: `${tag}s`,
+    dlq: `${tag}dlq`,
+    applied: `${tag}applied`,
+    lease: `${tag}lease`,
+    epoch: `${tag}epoch`,
+    generations: [`${tag}g`, `${tag}rg`],
+    requests: `${tag}q:`,
+  };
+}
+
 /**
  * Runs the WriteBackJournal contract against one store's journal: the row-state machine (the Lua
  * twin must equal the JavaScript one), back-pressure, generations, leases and fencing, claims,
@@ -40,15 +53,7 @@ export function runJournalConformance(name: string, make: () => Promise<JournalU
     /** Fresh keys under one hash tag, and helpers bound to them. */
     const table = () => {
       const tag = `tc:jc:{${randomUUID()}}:`;
-      const keys: JournalKeys = {
-        stream: `${tag}s`,
-        dlq: `${tag}dlq`,
-        applied: `${tag}applied`,
-        lease: `${tag}lease`,
-        epoch: `${tag}epoch`,
-        generations: [`${tag}g`, `${tag}rg`],
-        requests: `${tag}q:`,
-      };
+      const keys = journalKeys(tag);
       const row = (pk: string) => `${tag}r:${pk}`;
       const entry = (write: RowWrite, base?: Record<string, string>): AppendRow => ({
         row: row(write.pk[0] as string),

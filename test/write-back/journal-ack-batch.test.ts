@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
-import type { JournalKeys, WriteBackJournal } from '../../src/write-back/journal.js';
+import type { WriteBackJournal } from '../../src/write-back/journal.js';
 import { compareStreamIds, encodePayload, type RowWrite } from '../../src/write-back/ops.js';
 import { memoryStore } from '../../stores/memory.js';
 import { redisStore } from '../../stores/redis.js';
+import { journalKeys } from '../conformance/journal-suite.js';
 
 // The Redis acknowledgement works per batch (one XPENDING scan, bulk XACK/XDEL, one read per row):
 // these cases check it answers per entry exactly as the memory journal does.
@@ -19,15 +20,7 @@ afterAll(async () => {
 
 function table(journal: WriteBackJournal) {
   const tag = `tc:ackb:{${randomUUID()}}:`;
-  const keys: JournalKeys = {
-    stream: `${tag}s`,
-    dlq: `${tag}dlq`,
-    applied: `${tag}applied`,
-    lease: `${tag}lease`,
-    epoch: `${tag}epoch`,
-    generations: [`${tag}g`, `${tag}rg`],
-    requests: `${tag}q:`,
-  };
+  const keys = journalKeys(tag);
   const row = (pk: string) => `${tag}r:${pk}`;
   const append = async (writes: RowWrite[]) => {
     const result = await journal.append({
